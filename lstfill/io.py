@@ -1,0 +1,133 @@
+"""File helpers shared by every stage: atomic outputs, rasters opened with clear errors, COGs.
+
+A rule that fails must leave no partial output behind, so every writer writes to a temporary
+name in the destination folder and renames it into place only once the file is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from affine import Affine
+from pyproj import CRS
+from rasterio.errors import RasterioIOError
+
+from lstfill.errors import InputError
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def check_file(path: str | Path) -> Path:
+    """Return `path` as a Path, or raise InputError if it is missing or empty."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file does not exist")
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty")
+    return path
+
+
+def read_raster(
+    path: str | Path, band: int = 1, expected_crs: str | CRS | None = None
+) -> tuple[np.ndarray, Affine, CRS, float | None, dict[str, str]]:
+    """Read one band fully: (array, transform, crs, nodata, tags).
+
+    Raises InputError naming the file when it cannot be opened or decoded (corrupt or truncated),
+    has no CRS, or is on another CRS than `expected_crs`.
+    """
+    path = check_file(path)
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise InputError(path, "raster has no CRS")
+            crs = CRS.from_user_input(src.crs.to_wkt())
+            if expected_crs is not None and not crs.equals(CRS.from_user_input(expected_crs)):
+                raise InputError(
+                    path, f"raster is on CRS {crs.to_string()}, expected {CRS(expected_crs).to_string()}"
+                )
+            data = src.read(band)
+            return data, src.transform, crs, src.nodata, dict(src.tags())
+    except InputError:
+        raise
+    except (RasterioIOError, rasterio.errors.RasterioError, ValueError) as exc:
+        raise InputError(path, f"cannot read raster (corrupt or truncated?): {exc}") from exc
+
+
+def write_cog(
+    path: str | Path,
+    data: np.ndarray,
+    transform: Affine,
+    crs: str | CRS,
+    nodata: float | int | None = None,
+    tags: dict[str, Any] | None = None,
+    band_names: list[str] | None = None,
+    band_tags: list[dict[str, Any]] | None = None,
+) -> Path:
+    """Write a 2-D or (band, y, x) array as a Cloud-Optimised GeoTIFF, atomically.
+
+    Tiled, deflate-compressed, with internal overviews, via GDAL's COG driver.
+    """
+    arr = np.asarray(data)
+    if arr.ndim == 2:
+        arr = arr[None]
+    count, height, width = arr.shape
+    crs_obj = CRS.from_user_input(crs)
+    profile = {
+        "driver": "GTiff",
+        "height": height,
+        "width": width,
+        "count": count,
+        "dtype": arr.dtype,
+        "crs": crs_obj.to_wkt(),
+        "transform": transform,
+        "nodata": nodata,
+    }
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        mem_path = tmp.with_suffix(".staging.tif")
+        try:
+            with rasterio.open(mem_path, "w", **profile) as dst:
+                dst.write(arr)
+                if tags:
+                    dst.update_tags(**{k: str(v) for k, v in tags.items()})
+                for i in range(count):
+                    if band_names:
+                        dst.set_band_description(i + 1, band_names[i])
+                    if band_tags and band_tags[i]:
+                        dst.update_tags(i + 1, **{k: str(v) for k, v in band_tags[i].items()})
+            with rasterio.open(mem_path) as src:
+                blocksize = 256 if min(height, width) >= 256 else 128
+                rasterio.shutil.copy(
+                    src,
+                    tmp,
+                    driver="COG",
+                    COMPRESS="DEFLATE",
+                    BLOCKSIZE=blocksize,
+                    OVERVIEWS="AUTO",
+                )
+        finally:
+            if mem_path.exists():
+                mem_path.unlink()
+    return path
