@@ -49,7 +49,12 @@ class Grid:
     def bounds(self) -> tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) of the outer pixel edges."""
         xmin, ymax = self.transform.c, self.transform.f
-        return (xmin, ymax + self.transform.e * self.height, xmin + self.transform.a * self.width, ymax)
+        return (
+            xmin,
+            ymax + self.transform.e * self.height,
+            xmin + self.transform.a * self.width,
+            ymax,
+        )
 
     @property
     def x(self) -> np.ndarray:
@@ -148,7 +153,7 @@ def mgrs_tile_origin(tile: str) -> tuple[int, float, float]:
 
 
 def grid_from_config(grid_cfg: dict[str, Any]) -> Grid:
-    """Build the region grid from the config's ``grid`` block (``mgrs_tile`` or ``crs``+``bounds``)."""
+    """The region grid from the config's ``grid`` block (``mgrs_tile`` or ``crs`` + ``bounds``)."""
     res = float(grid_cfg["resolution"])
     if grid_cfg.get("mgrs_tile"):
         return Grid.from_mgrs(grid_cfg["mgrs_tile"], res)

@@ -28,7 +28,9 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -65,7 +67,8 @@ def read_raster(
             crs = CRS.from_user_input(src.crs.to_wkt())
             if expected_crs is not None and not crs.equals(CRS.from_user_input(expected_crs)):
                 raise InputError(
-                    path, f"raster is on CRS {crs.to_string()}, expected {CRS(expected_crs).to_string()}"
+                    path,
+                    f"raster is on CRS {crs.to_string()}, expected {CRS(expected_crs).to_string()}",
                 )
             data = src.read(band)
             return data, src.transform, crs, src.nodata, dict(src.tags())

@@ -1,0 +1,29 @@
+# lstfill: gap-free, high-resolution land surface temperature.
+# Phases: acquire (raw provider files) -> prepare (aligned NetCDF datacubes) -> report.
+# Run `snakemake --cores all`; ask for one file by its path to rebuild only what it needs.
+
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+sys.path.insert(0, workflow.basedir)  # the lstfill package beside this Snakefile
+
+
+configfile: "config/config.yaml"
+
+
+report: "rules/captions/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/acquire.smk"
+include: "rules/prepare.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        all_targets,
+    default_target: True

@@ -1,0 +1,163 @@
+"""The `lstfill` command: each subcommand calls the same function as the workflow rule of that name.
+
+Paths default to the workflow's layout (resources/{region}/..., results/{region}/...), so a
+step can be rerun by hand, outside Snakemake, with the same result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lstfill.config import load_config
+from lstfill.errors import LstfillError
+from lstfill.grid import Grid, grid_from_config
+from lstfill.logs import setup_logging
+
+
+def _paths(region: str) -> dict[str, Path]:
+    return {
+        "region_dir": Path("resources") / region,
+        "inventory": Path("resources") / region / "inventory.json",
+        "static": Path("results") / region / "cubes" / "static.nc",
+        "cubes": Path("results") / region / "cubes",
+    }
+
+
+def _region(cfg: dict, name: str) -> dict:
+    if name not in cfg["regions"]:
+        raise LstfillError(
+            f"region {name!r} is not in the config (have: {', '.join(cfg['regions'])})"
+        )
+    return cfg["regions"][name]
+
+
+def cmd_check_config(args: argparse.Namespace) -> None:
+    cfg = load_config(args.config)
+    for name, region in cfg["regions"].items():
+        grid = grid_from_config(region["grid"])
+        print(
+            f"{name}: source={region['source']} {region['start']}..{region['end']} "
+            f"grid {grid.crs} {grid.width}x{grid.height} @ {grid.res[0]:g}"
+        )
+    print("config OK")
+
+
+def cmd_acquire(args: argparse.Namespace) -> None:
+    from lstfill.acquire import acquire
+
+    cfg = load_config(args.config)
+    p = _paths(args.region)
+    acquire(args.region, _region(cfg, args.region), p["region_dir"], p["inventory"])
+
+
+def cmd_static(args: argparse.Namespace) -> None:
+    from lstfill.cube import build_static
+    from lstfill.inventory import read_inventory
+
+    p = _paths(args.region)
+    inv = read_inventory(p["inventory"])
+    build_static(inv, Grid.from_dict(inv["grid"]), args.out or p["static"])
+
+
+def cmd_cube(args: argparse.Namespace) -> None:
+    from lstfill.cube import build_cube, build_s2_grid
+    from lstfill.inventory import (
+        inca_files_for,
+        parse_acquisition_id,
+        read_inventory,
+        s2_scenes_near,
+    )
+
+    cfg = load_config(args.config)
+    p = _paths(args.region)
+    inv = read_inventory(p["inventory"])
+    grid = Grid.from_dict(inv["grid"])
+    s2cfg = cfg["prepare"]["sentinel2"]
+    time = parse_acquisition_id(args.date)
+    s2_paths = []
+    for scene in s2_scenes_near(inv, time, s2cfg["window_days"]):
+        out = p["cubes"] / "sentinel2" / f"{scene}.nc"
+        if not out.exists():
+            build_s2_grid(
+                inv["sentinel2"][scene]["folder"], grid, s2cfg["bands"], s2cfg["scl_invalid"], out
+            )
+        s2_paths.append(out)
+    inca_paths = inca_files_for(inv, time, cfg["prepare"]["inca"]["cumulative_hours"])
+    build_cube(
+        args.date,
+        inv,
+        p["static"],
+        s2_paths,
+        inca_paths,
+        cfg["prepare"],
+        args.out or p["cubes"] / f"{args.date}.nc",
+    )
+
+
+def cmd_quicklook(args: argparse.Namespace) -> None:
+    from lstfill.quicklook import plot_quicklook
+
+    plot_quicklook(args.cube, args.png)
+
+
+def cmd_inventory(args: argparse.Namespace) -> None:
+    from lstfill.inventory import read_inventory
+
+    inv = read_inventory(_paths(args.region)["inventory"])
+    print(
+        json.dumps(
+            {k: len(v) if isinstance(v, dict | list) else v for k, v in inv.items()}, indent=1
+        )
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lstfill", description=__doc__)
+    parser.add_argument("--config", default="config/config.yaml", help="workflow config (YAML)")
+    parser.add_argument("--log", default=None, help="also write the log to this file")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser(
+        "check-config", help="validate the config and print each region's grid"
+    ).set_defaults(func=cmd_check_config)
+    s = sub.add_parser(
+        "acquire", help="rule acquire_raw: raw files (demo or local) and the inventory"
+    )
+    s.add_argument("region")
+    s.set_defaults(func=cmd_acquire)
+    s = sub.add_parser("inventory", help="summarise a region's inventory")
+    s.add_argument("region")
+    s.set_defaults(func=cmd_inventory)
+    s = sub.add_parser("static", help="rule build_static: DEM, slope, aspect, land cover")
+    s.add_argument("region")
+    s.add_argument("--out", type=Path)
+    s.set_defaults(func=cmd_static)
+    s = sub.add_parser("cube", help="rules build_s2_grid + build_cube for one acquisition")
+    s.add_argument("region")
+    s.add_argument("date", help="acquisition id YYYYMMDDTHHMMSS (UTC)")
+    s.add_argument("--out", type=Path)
+    s.set_defaults(func=cmd_cube)
+    s = sub.add_parser("quicklook", help="rule plot_quicklook: PNG of a cube")
+    s.add_argument("cube", type=Path)
+    s.add_argument("png", type=Path)
+    s.set_defaults(func=cmd_quicklook)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log)
+    try:
+        args.func(args)
+    except LstfillError as exc:
+        print(f"lstfill: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

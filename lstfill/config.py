@@ -1,0 +1,123 @@
+"""Load and validate the workflow config against `config/schema.yaml`, filling defaults.
+
+The schema is the single description of every key; validation errors name the offending key as
+a dotted path (``regions.demo.grid.bounds``) so a user knows exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from lstfill.errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref and ref.startswith("#/"):
+        node: Any = root
+        for part in ref[2:].split("/"):
+            node = node[part]
+        return node
+    return schema
+
+
+def fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -> None:
+    """Insert schema defaults for missing object properties, recursively, in place."""
+    schema = _resolve(schema, root)
+    if not isinstance(instance, dict):
+        return
+    for name, sub in schema.get("properties", {}).items():
+        sub = _resolve(sub, root)
+        if name not in instance and "default" in sub:
+            instance[name] = copy.deepcopy(sub["default"])
+        if name in instance:
+            fill_defaults(instance[name], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for name, value in instance.items():
+            if name not in schema.get("properties", {}):
+                fill_defaults(value, extra, root)
+
+
+def _dotted(path: Any) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _error_key(err: jsonschema.ValidationError) -> str:
+    key = _dotted(err.absolute_path)
+    if err.validator == "additionalProperties":
+        unexpected = re.findall(r"'([^']+)' (?:was|were) unexpected", err.message)
+        names = (
+            re.findall(r"'([^']+)'", err.message.split("(")[-1]) if not unexpected else unexpected
+        )
+        if names:
+            prefix = "" if key == "<top level>" else key + "."
+            return prefix + names[0]
+    if err.validator == "required":
+        missing = re.findall(r"'([^']+)' is a required property", err.message)
+        if missing:
+            prefix = "" if key == "<top level>" else key + "."
+            return prefix + missing[0]
+    return key
+
+
+def validate_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return a validated copy of `config` with defaults filled; ConfigError names the bad key."""
+    schema = schema if schema is not None else load_schema()
+    cfg = copy.deepcopy(config)
+    fill_defaults(cfg, schema, schema)
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(e.absolute_path), str(e.path)))
+    if errors:
+        err = errors[0]
+        if err.validator == "additionalProperties":
+            problem = "unknown key (not in config/schema.yaml)"
+        elif err.validator == "required":
+            problem = "required key is missing"
+        elif err.validator == "oneOf" and "mgrs_tile" in str(err.schema):
+            problem = "give either 'mgrs_tile' or both 'crs' and 'bounds', not both"
+        else:
+            problem = err.message
+        raise ConfigError(_error_key(err), problem)
+    for name, region in cfg["regions"].items():
+        start, end = (
+            _date(region["start"], f"regions.{name}.start"),
+            _date(region["end"], f"regions.{name}.end"),
+        )
+        if end < start:
+            raise ConfigError(f"regions.{name}.end", f"end {end} is before start {start}")
+    return cfg
+
+
+def _date(value: Any, key: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ConfigError(key, f"not a date (YYYY-MM-DD): {value!r}") from exc
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it."""
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError("<top level>", f"{path} does not hold a mapping of keys")
+    return validate_config(raw)
+
+
+def region_dates(region: dict[str, Any]) -> tuple[dt.date, dt.date]:
+    return dt.date.fromisoformat(str(region["start"])), dt.date.fromisoformat(str(region["end"]))

@@ -1,0 +1,22 @@
+# Acquisition: raw provider files under resources/{region}/raw/ and their inventory.
+# A checkpoint, because which acquisitions exist is only known once the files are there.
+
+
+checkpoint acquire_raw:
+    output:
+        inventory=INVENTORY,
+    params:
+        region_cfg=region_config,
+        region_dir=REGION_DIR,
+    log:
+        log_path("acquire_raw", "{region}"),
+    benchmark:
+        benchmark_path("acquire_raw", "{region}")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/acquire.yaml"
+    script:
+        "../workflow_scripts/acquire_raw.py"

@@ -1,0 +1,92 @@
+# Config validation, wildcard constraints, and every path of the workflow: rules build paths
+# only through the names and helpers defined here.
+
+from lstfill.config import validate_config
+from lstfill.inventory import (
+    inca_files_for,
+    parse_acquisition_id,
+    read_inventory,
+    s2_scenes_near,
+)
+
+config.update(validate_config(config))
+
+
+wildcard_constraints:
+    region=r"[A-Za-z0-9_-]+",
+    date=r"\d{8}T\d{6}",
+    scene=r"S2[ABCD]_MSIL2A_[0-9T]+_N[0-9]{4}_R[0-9]{3}_T[0-9A-Z]{5}_[0-9T]+",
+
+
+REGION_DIR = "resources/{region}"
+INVENTORY = "resources/{region}/inventory.json"
+STATIC = "results/{region}/cubes/static.nc"
+S2_GRID = "results/{region}/cubes/sentinel2/{scene}.nc"
+CUBE = "results/{region}/cubes/{date}.nc"
+QUICKLOOK = "results/{region}/report/quicklooks/{date}.png"
+CUBE_TABLE = "results/{region}/report/cubes.csv"
+CUBE_FIGURE = "results/{region}/report/cubes.png"
+
+
+def log_path(rule_name, pattern=""):
+    """Log file of a rule, one per wildcard combination."""
+    return f"logs/{rule_name}/{pattern}.log" if pattern else f"logs/{rule_name}.log"
+
+
+def benchmark_path(rule_name, pattern=""):
+    """Benchmark (time, memory) file of a rule, under logs/benchmark/."""
+    return f"logs/benchmark/{rule_name}/{pattern}.tsv"
+
+
+def region_inventory(wildcards):
+    """The region's inventory, once the acquisition checkpoint has written it."""
+    path = checkpoints.acquire_raw.get(region=wildcards.region).output.inventory
+    return read_inventory(path)
+
+
+def acquisitions(region):
+    path = checkpoints.acquire_raw.get(region=region).output.inventory
+    return list(read_inventory(path)["acquisitions"])
+
+
+def s2_scene_folder(wildcards):
+    inv = region_inventory(wildcards)
+    return inv["sentinel2"][wildcards.scene]["folder"]
+
+
+def ecostress_files(wildcards):
+    """The LST layer files of the acquisition's granules (the other layers sit beside them)."""
+    inv = region_inventory(wildcards)
+    granules = inv["acquisitions"][wildcards.date]["granules"]
+    return [f"{inv['ecostress_dir']}/{gid}_LST.tif" for gid in granules]
+
+
+def cube_s2_grids(wildcards):
+    inv = region_inventory(wildcards)
+    time = parse_acquisition_id(wildcards.date)
+    window = config["prepare"]["sentinel2"]["window_days"]
+    return expand(S2_GRID, region=wildcards.region, scene=s2_scenes_near(inv, time, window))
+
+
+def cube_inca_files(wildcards):
+    inv = region_inventory(wildcards)
+    time = parse_acquisition_id(wildcards.date)
+    return inca_files_for(inv, time, config["prepare"]["inca"]["cumulative_hours"])
+
+
+def region_cubes(wildcards):
+    return expand(CUBE, region=wildcards.region, date=acquisitions(wildcards.region))
+
+
+def all_targets(wildcards):
+    """Every region's cube table and figure, and one quicklook per acquisition."""
+    targets = []
+    for region in config["regions"]:
+        targets += expand([CUBE_TABLE, CUBE_FIGURE], region=region)
+        targets += expand(QUICKLOOK, region=region, date=acquisitions(region))
+    return targets
+
+
+def region_config(wildcards):
+    """The validated config block of the {region} wildcard."""
+    return config["regions"][wildcards.region]

@@ -1,0 +1,67 @@
+# Prepare: aligned CF NetCDF datacubes on the region grid, one per acquisition.
+
+
+rule build_static:
+    input:
+        inventory=INVENTORY,
+    output:
+        static=STATIC,
+    log:
+        log_path("build_static", "{region}"),
+    benchmark:
+        benchmark_path("build_static", "{region}")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../envs/prepare.yaml"
+    script:
+        "../workflow_scripts/build_static.py"
+
+
+rule build_s2_grid:
+    input:
+        inventory=INVENTORY,
+        scene=s2_scene_folder,
+    output:
+        grid=S2_GRID,
+    params:
+        sentinel2=config["prepare"]["sentinel2"],
+    log:
+        log_path("build_s2_grid", "{region}/{scene}"),
+    benchmark:
+        benchmark_path("build_s2_grid", "{region}/{scene}")
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    conda:
+        "../envs/prepare.yaml"
+    script:
+        "../workflow_scripts/build_s2_grid.py"
+
+
+rule build_cube:
+    input:
+        inventory=INVENTORY,
+        static=STATIC,
+        ecostress=ecostress_files,
+        s2=cube_s2_grids,
+        inca=cube_inca_files,
+    output:
+        cube=CUBE,
+    params:
+        prepare=config["prepare"],
+    log:
+        log_path("build_cube", "{region}/{date}"),
+    benchmark:
+        benchmark_path("build_cube", "{region}/{date}")
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    conda:
+        "../envs/prepare.yaml"
+    script:
+        "../workflow_scripts/build_cube.py"

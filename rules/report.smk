@@ -1,0 +1,58 @@
+# Report: quicklooks of every cube and a per-region summary, for `snakemake --report`.
+
+
+rule plot_quicklook:
+    input:
+        cube=CUBE,
+    output:
+        png=report(
+            QUICKLOOK,
+            caption="captions/quicklook.rst",
+            category="Datacubes",
+            subcategory="{region}",
+            labels={"region": "{region}", "acquisition": "{date}"},
+        ),
+    log:
+        log_path("plot_quicklook", "{region}/{date}"),
+    benchmark:
+        benchmark_path("plot_quicklook", "{region}/{date}")
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=10,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/plot_quicklook.py"
+
+
+rule summarise_cubes:
+    input:
+        cubes=region_cubes,
+    output:
+        table=report(
+            CUBE_TABLE,
+            caption="captions/cube_table.rst",
+            category="Datacubes",
+            subcategory="{region}",
+            labels={"region": "{region}", "figure": "table"},
+        ),
+        figure=report(
+            CUBE_FIGURE,
+            caption="captions/cube_figure.rst",
+            category="Datacubes",
+            subcategory="{region}",
+            labels={"region": "{region}", "figure": "clear-sky share"},
+        ),
+    log:
+        log_path("summarise_cubes", "{region}"),
+    benchmark:
+        benchmark_path("summarise_cubes", "{region}")
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=10,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/summarise_cubes.py"
