@@ -81,7 +81,7 @@ class Grid:
         """The grid with pixels `factor` times larger over the same origin (extent rounded up)."""
         return Grid(
             self.crs,
-            self.transform * Affine.scale(factor),
+            self.transform @ Affine.scale(factor),
             math.ceil(self.width / factor),
             math.ceil(self.height / factor),
         )

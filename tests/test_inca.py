@@ -62,7 +62,9 @@ def test_file_layout(written) -> None:
         assert v.dtype == np.int16 and v.grid_mapping == "crs" and v.units == "degree_Celsius"
         assert {"scale_factor", "add_offset", "_FillValue"} <= set(v.ncattrs())
         assert nc.variables["time"].units == "seconds since 1961-01-01 00:00:00"
-        assert int(nc.variables["time"][0]) == int((datetime(2023, 7, 1) - datetime(1961, 1, 1)).total_seconds())
+        assert int(nc.variables["time"][0]) == int(
+            (datetime(2023, 7, 1) - datetime(1961, 1, 1)).total_seconds()
+        )
         assert CRS.from_wkt(nc.variables["crs"].crs_wkt).equals(CRS("EPSG:31287"))
         assert CRS.from_wkt(nc.variables["crs"].spatial_ref).equals(CRS("EPSG:31287"))
         assert nc.variables["x"].units == "m"
@@ -147,8 +149,14 @@ def test_cumulative_mean(written) -> None:
     path, data, _ = written
     d = inca.read_inca(path)
     r = d.cumulative("GL", datetime(2023, 7, 1, 11, 20, tzinfo=UTC), hours=6)
-    by_hand = (data["GL"][6] + data["GL"][7] + data["GL"][8] + data["GL"][9] + data["GL"][10]
-               + data["GL"][11]) / 6
+    by_hand = (
+        data["GL"][6]
+        + data["GL"][7]
+        + data["GL"][8]
+        + data["GL"][9]
+        + data["GL"][10]
+        + data["GL"][11]
+    ) / 6
     assert np.allclose(r.data, by_hand, atol=0.02)
     one = d.cumulative("GL", datetime(2023, 7, 1, 11, tzinfo=UTC), hours=1)
     assert np.allclose(one.data, d.fields["GL"][11])

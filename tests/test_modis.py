@@ -153,7 +153,7 @@ def test_mod11a1_round_trip(tmp_path: Path) -> None:
     assert np.abs(r.lst.data[expect_valid] - lst[expect_valid]).max() <= 0.01 + 1e-4
     assert np.isnan(r.view_time_h[5, 5])
     assert r.view_time_h[0, 0] == pytest.approx(10.5, abs=1e-5)
-    # the lenient threshold admits the 3 K pixel? no: its error class is 3 (> 3 K)
+    # error class 3 (> 3 K) fails even the most lenient threshold; class 1 fails the strictest
     assert not modis.read_mod11a1(path, max_lst_error_k=3).valid[0, 2]
     assert not modis.read_mod11a1(path, max_lst_error_k=1).valid[0, 0]
 
@@ -276,3 +276,12 @@ def test_sinusoidal_crs() -> None:
     to_sin = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     x, y = to_sin.transform(-40.0, 0.0)
     assert x == pytest.approx(UL[0], abs=1.0) and y == pytest.approx(0.0, abs=1e-6)
+
+
+def test_truncated_real_granule(tmp_path: Path) -> None:
+    if not REAL.is_file():
+        pytest.skip("shared MODIS sample granule not available")
+    bad = tmp_path / REAL.name
+    bad.write_bytes(REAL.read_bytes()[:1_500_000])
+    with pytest.raises(InputError, match=REAL.name):
+        modis.read_mod11a1(bad)

@@ -79,7 +79,7 @@ class IncaData:
         return self._raster(data[self._nearest(when)])
 
     def cumulative(self, param: str, when: datetime, hours: int = 6) -> Raster:
-        """Mean of the hourly `param` fields over the `hours` hours ending at the hour nearest `when`.
+        """Mean of the hourly `param` fields over `hours` hours ending at the hour nearest `when`.
 
         For GL this is the mean irradiance (W m-2) of the period, the heating that preceded an
         overpass. Every one of those hours must be in the file; a pixel missing in some hours
@@ -113,7 +113,7 @@ def filename(start: datetime, end: datetime) -> str:
 
 
 def _packing(values: np.ndarray) -> tuple[float, float]:
-    """scale_factor and add_offset that map the finite range of `values` onto int16 -32766..32766."""
+    """scale_factor and add_offset mapping the finite range of `values` onto -32766..32766."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return 1.0, 0.0
@@ -247,9 +247,7 @@ def read_inca(path: str | Path, expected_crs: str | None = INCA_CRS) -> IncaData
                     raise InputError(path, f"no coordinate variable {name!r}")
             crs = _file_crs(path, nc, nc.variables[params[0]])
             if expected_crs is not None and not crs.equals(CRS.from_user_input(expected_crs)):
-                raise InputError(
-                    path, f"grid is on CRS {crs.to_string()}, expected {expected_crs}"
-                )
+                raise InputError(path, f"grid is on CRS {crs.to_string()}, expected {expected_crs}")
             tvar = nc.variables["time"]
             stamps = netCDF4.num2date(
                 tvar[:],

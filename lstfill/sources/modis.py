@@ -104,10 +104,10 @@ def parse_struct_metadata(text: str) -> dict[str, GridInfo]:
     for block in re.finditer(r"GROUP=(GRID_\d+)\s*\n(.*?)END_GROUP=\1", text, re.S):
         body = block.group(2)
 
-        def value(key: str, body: str = body) -> str:
+        def value(key: str, body: str = body, group: str = block.group(1)) -> str:
             m = re.search(rf"^\s*{key}=(.+?)\s*$", body, re.M)
             if m is None:
-                raise ValueError(f"StructMetadata {block.group(1)} lacks {key}")
+                raise ValueError(f"StructMetadata {group} lacks {key}")
             return m.group(1)
 
         name = value("GridName").strip('"')
@@ -144,7 +144,10 @@ def granule_name(
 
 
 def parse_granule_name(name: str | Path) -> dict:
-    """Fields of a granule name: product, date, h, v, collection, prod_time (UTC); ValueError else."""
+    """Fields of a granule name: product, date, h, v, collection, prod_time (UTC).
+
+    Raises ValueError for anything that is not a granule name.
+    """
     m = _NAME_RE.match(Path(name).name)
     if m is None:
         raise ValueError(f"not a MODIS granule name: {name!r}")
@@ -193,7 +196,9 @@ def _date_from(path: Path, attrs: dict) -> date:
     except ValueError:
         pass
     core = str(attrs.get("CoreMetadata.0", ""))
-    m = re.search(r"OBJECT\s*=\s*RANGEBEGINNINGDATE.*?VALUE\s*=\s*\"(\d{4}-\d{2}-\d{2})\"", core, re.S)
+    m = re.search(
+        r"OBJECT\s*=\s*RANGEBEGINNINGDATE.*?VALUE\s*=\s*\"(\d{4}-\d{2}-\d{2})\"", core, re.S
+    )
     if m is None:
         raise InputError(path, "no acquisition date in the file name or CoreMetadata.0")
     return date.fromisoformat(m.group(1))
@@ -215,10 +220,13 @@ def _grid_for(path: Path, attrs: dict, grid_name: str, shape: tuple[int, int]) -
         raise InputError(path, f"StructMetadata.0 has no grid {grid_name} (has {sorted(grids)})")
     if (grid.ydim, grid.xdim) != shape:
         raise InputError(
-            path, f"grid {grid.name} is {grid.ydim}x{grid.xdim} but the data are {shape[0]}x{shape[1]}"
+            path,
+            f"grid {grid.name} is {grid.ydim}x{grid.xdim} but the data are {shape[0]}x{shape[1]}",
         )
     if grid.projection != "GCTP_SNSOID":
-        raise InputError(path, f"grid {grid.name} has projection {grid.projection}, not GCTP_SNSOID")
+        raise InputError(
+            path, f"grid {grid.name} has projection {grid.projection}, not GCTP_SNSOID"
+        )
     return grid
 
 
@@ -234,7 +242,7 @@ def _read_sds(path: Path, sd: SD, name: str) -> tuple[np.ndarray, dict]:
 
 
 def _unscale(raw: np.ndarray, attrs: dict) -> np.ndarray:
-    """Physical values (raw * scale_factor + add_offset); NaN at _FillValue or outside valid_range."""
+    """raw * scale_factor + add_offset as float32; NaN at _FillValue or outside valid_range."""
     out = raw.astype(np.float64) * float(attrs.get("scale_factor", 1.0)) + float(
         attrs.get("add_offset", 0.0)
     )
@@ -256,9 +264,7 @@ def _open(path: str | Path) -> tuple[Path, SD]:
         raise InputError(path, f"cannot open HDF4 file (corrupt or truncated?): {exc}") from exc
 
 
-def read_mod11a1(
-    path: str | Path, overpass: str = "Day", max_lst_error_k: int = 2
-) -> ModisLST:
+def read_mod11a1(path: str | Path, overpass: str = "Day", max_lst_error_k: int = 2) -> ModisLST:
     """Read the `overpass` ("Day" or "Night") LST, QC and view time of a MOD11A1 granule."""
     if overpass not in ("Day", "Night"):
         raise ValueError(f"overpass must be 'Day' or 'Night', got {overpass!r}")
@@ -326,7 +332,9 @@ def find_modis(folder: str | Path, product: str) -> list[Path]:
 # ------------------------------------------------------------------------------------ writing
 
 
-def _struct_metadata(grid_name: str, shape: tuple[int, int], upper_left, lower_right, fields) -> str:
+def _struct_metadata(
+    grid_name: str, shape: tuple[int, int], upper_left, lower_right, fields
+) -> str:
     """HDF-EOS GridStructure text for one sinusoidal grid holding `fields` [(name, DFNT type)]."""
     ydim, xdim = shape
     objects = "".join(
@@ -377,7 +385,8 @@ def _core_metadata(day: date) -> str:
     )
     return (
         "\nGROUP                  = INVENTORYMETADATA\n  GROUPTYPE            = MASTERGROUP\n\n"
-        f"  GROUP                  = RANGEDATETIME\n\n{body}  END_GROUP              = RANGEDATETIME\n\n"
+        "  GROUP                  = RANGEDATETIME\n\n"
+        f"{body}  END_GROUP              = RANGEDATETIME\n\n"
         "END_GROUP              = INVENTORYMETADATA\n\nEND\n"
     )
 
@@ -390,7 +399,7 @@ _SDC_TYPES = {
 
 
 def _pack(name: str, values: np.ndarray, scale: float, fill: int, valid: tuple[int, int], dtype):
-    """Quantise physical `values` to `dtype` counts (NaN -> fill); ValueError outside valid_range."""
+    """Quantise `values` to `dtype` counts (NaN -> fill); ValueError outside valid_range."""
     v = np.asarray(values, dtype=np.float64)
     counts = np.round(v / scale)
     finite = np.isfinite(counts)
@@ -411,7 +420,7 @@ def _write_hdf(
     lower_right: tuple[float, float],
     sds_list: list[tuple[str, np.ndarray, dict]],
 ) -> Path:
-    """Write SDSs (name, data, attributes) plus HDF-EOS metadata into a new HDF4 file, atomically."""
+    """Write SDSs (name, data, attributes) and HDF-EOS metadata to a new HDF4 file, atomically."""
     shape = sds_list[0][1].shape
     for name, data, _ in sds_list:
         if data.ndim != 2 or data.shape != shape:

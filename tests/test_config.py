@@ -1,0 +1,102 @@
+"""Config validation: defaults filled, and every error names the key at fault."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lstfill.config import load_config, validate_config
+from lstfill.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+RAW = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def test_default_config_is_valid_and_defaults_are_filled():
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    assert cfg["prepare"]["inca"]["cumulative_hours"] == 6
+    minimal = {
+        "regions": {
+            "r": {
+                "source": "local",
+                "start": "2023-06-01",
+                "end": "2023-06-02",
+                "grid": {"mgrs_tile": "33UXP"},
+            }
+        }
+    }
+    cfg = validate_config(minimal)
+    assert cfg["regions"]["r"]["grid"]["resolution"] == 70
+    assert cfg["prepare"]["sentinel2"]["window_days"] == 20
+    assert cfg["prepare"]["ecostress"]["max_mandatory_qa"] == 1
+
+
+def test_example_configs_are_valid():
+    for path in sorted((ROOT / "config" / "examples").glob("*.yaml")):
+        load_config(path)
+
+
+def _mutated(fn):
+    cfg = copy.deepcopy(RAW)
+    fn(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key", "words"),
+    [
+        (lambda c: c.update(colour="red"), "colour", "unknown key"),
+        (
+            lambda c: c["regions"]["demo"]["grid"].update(pixel=3),
+            "regions.demo.grid.pixel",
+            "unknown",
+        ),
+        (lambda c: c["regions"]["demo"].update(source="ftp"), "regions.demo.source", "not one of"),
+        (lambda c: c["regions"]["demo"].pop("grid"), "regions.demo.grid", "missing"),
+        (
+            lambda c: c.update(prepare={"sentinel2": {"window_days": 0}}),
+            "prepare.sentinel2.window_days",
+            "",
+        ),
+        (
+            lambda c: c.update(prepare={"inca": {"parameters": ["T2M", "RR"]}}),
+            "prepare.inca.parameters.1",
+            "",
+        ),
+        (
+            lambda c: c["regions"]["demo"].update(end="2023-05-01"),
+            "regions.demo.end",
+            "before start",
+        ),
+        (lambda c: c["regions"]["demo"].update(start="2023-13-01"), "regions.demo.start", "date"),
+        (
+            lambda c: c["regions"]["demo"]["grid"].update(mgrs_tile="32TPT"),
+            "regions.demo.grid",
+            "either",
+        ),
+        (
+            lambda c: c["regions"]["demo"]["demo"].update(n_overpasses="many"),
+            "regions.demo.demo.n_overpasses",
+            "",
+        ),
+    ],
+)
+def test_errors_name_the_key(mutate, key, words):
+    with pytest.raises(ConfigError) as info:
+        validate_config(_mutated(mutate))
+    assert info.value.key == key
+    assert words in str(info.value)
+    assert f"'{key}'" in str(info.value)
+
+
+def test_every_schema_property_has_a_description():
+    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
+
+    def walk(node, path):
+        for name, sub in node.get("properties", {}).items():
+            assert "description" in sub, f"{path}.{name} has no description"
+            walk(sub, f"{path}.{name}")
+
+    walk(schema, "")
+    walk(schema["$defs"]["region"], "regions.*")
