@@ -11,7 +11,12 @@ min_version("9.0")
 sys.path.insert(0, workflow.basedir)  # the lstfill package beside this Snakefile
 
 
-configfile: "config/config.yaml"
+# The demo config is the default; a --configfile on the command line replaces it (rather than
+# being merged into it, which would add the demo region to every real run).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
 
 
 report: "rules/captions/workflow.rst"

@@ -141,7 +141,7 @@ class Meteo:
         cloud = self.cloud_fraction(when)
         amp = 6.5 * (1.0 - 0.55 * cloud)
         diurnal = amp * np.cos(2 * np.pi * (h - 15.0) / 24.0)
-        night = 0.5 * (1 + np.cos(2 * np.pi * (h - 3.0) / 24.0)) ** 2 / 4 * 4  # 1 at 03, 0 at 15
+        night = (0.5 * (1 + np.cos(2 * np.pi * (h - 3.0) / 24.0))) ** 2  # 1 at 03, 0 at 15
         pool = 4.5 * night * (1 - cloud) * np.exp(-np.maximum(hab, 0) / 280.0)
         ta = self._daily(self.tmean_c, when) + diurnal + LAPSE_K_PER_M * (z - REF_ELEV_M) - pool
         return (ta + 273.15).astype(np.float32)
