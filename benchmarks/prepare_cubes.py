@@ -108,7 +108,8 @@ def main() -> None:
                 raise SystemExit(f"step {name} failed")
             rows.append((name, *queue.get()))
     print(
-        f"\nregion {args.size} x {args.size} px at 70 m, {args.overpasses} overpasses, 1 process per step"
+        f"\nregion {args.size} x {args.size} px at 70 m, {args.overpasses} overpasses"
+        " (one process per step)"
     )
     print(f"{'step':<16} {'items':>6} {'wall s':>8} {'s/item':>8} {'peak RSS MiB':>13}")
     for name, items, wall, rss in rows:
