@@ -33,7 +33,7 @@ ENDMEMBERS = {
     "rock": (0.140, 0.170, 0.200, 0.250, 0.300, 0.250),
     "water": (0.040, 0.045, 0.030, 0.015, 0.005, 0.003),
 }
-ALBEDO = {"green": 0.19, "dry": 0.23, "forest": 0.12, "impervious": 0.14, "rock": 0.20}
+ALBEDO = {"green": 0.19, "dry": 0.23, "forest": 0.12, "impervious": 0.14, "rock": 0.26}
 
 
 # --- sun ----------------------------------------------------------------------------------
@@ -41,11 +41,19 @@ def _solar_terms(doy: float, utc_h: float) -> tuple[float, float]:
     """Declination (rad) and equation of time (minutes) for a day of year and UTC hour."""
     g = 2 * np.pi / 365.0 * (doy - 1 + (utc_h - 12) / 24.0)
     decl = (
-        0.006918 - 0.399912 * np.cos(g) + 0.070257 * np.sin(g) - 0.006758 * np.cos(2 * g)
-        + 0.000907 * np.sin(2 * g) - 0.002697 * np.cos(3 * g) + 0.00148 * np.sin(3 * g)
+        0.006918
+        - 0.399912 * np.cos(g)
+        + 0.070257 * np.sin(g)
+        - 0.006758 * np.cos(2 * g)
+        + 0.000907 * np.sin(2 * g)
+        - 0.002697 * np.cos(3 * g)
+        + 0.00148 * np.sin(3 * g)
     )
     eot = 229.18 * (
-        0.000075 + 0.001868 * np.cos(g) - 0.032077 * np.sin(g) - 0.014615 * np.cos(2 * g)
+        0.000075
+        + 0.001868 * np.cos(g)
+        - 0.032077 * np.sin(g)
+        - 0.014615 * np.cos(2 * g)
         - 0.040849 * np.sin(2 * g)
     )
     return float(decl), float(eot)
@@ -111,7 +119,7 @@ class Meteo:
         n = (end - start).days + 3
         rng = rng_for(seed, "meteo")
         doy = np.array([(start + timedelta(days=i - 1)).timetuple().tm_yday for i in range(n)])
-        seasonal = 14.0 + 5.0 * np.exp(-(((doy - 205.0) / 45.0) ** 2))
+        seasonal = 16.0 + 4.5 * np.exp(-(((doy - 205.0) / 45.0) ** 2))
         anom = np.zeros(n)
         for i in range(1, n):
             anom[i] = 0.75 * anom[i - 1] + rng.normal(0, 1.7)
@@ -136,13 +144,13 @@ class Meteo:
     def air_temperature_k(
         self, when: datetime, z: np.ndarray, hab: np.ndarray, lon: float
     ) -> np.ndarray:
-        """2 m air temperature (K): diurnal cycle, lapse rate, cold-air pool at night in the valley."""
+        """2 m air temperature (K): diurnal cycle, lapse rate, night cold-air pool in the valley."""
         h = float(np.mean(solar_time_h(when, lon)))
         cloud = self.cloud_fraction(when)
-        amp = 6.5 * (1.0 - 0.55 * cloud)
+        amp = 5.5 * (1.0 - 0.55 * cloud)
         diurnal = amp * np.cos(2 * np.pi * (h - 15.0) / 24.0)
         night = (0.5 * (1 + np.cos(2 * np.pi * (h - 3.0) / 24.0))) ** 2  # 1 at 03, 0 at 15
-        pool = 4.5 * night * (1 - cloud) * np.exp(-np.maximum(hab, 0) / 280.0)
+        pool = 2.0 * night * (1 - cloud) * np.exp(-np.maximum(hab, 0) / 280.0)
         ta = self._daily(self.tmean_c, when) + diurnal + LAPSE_K_PER_M * (z - REF_ELEV_M) - pool
         return (ta + 273.15).astype(np.float32)
 
@@ -208,7 +216,7 @@ def greenness(day: date, z: np.ndarray, soil: np.ndarray) -> np.ndarray:
     peak = 165.0 + 0.026 * np.maximum(z - REF_ELEV_M, 0)
     width = 40.0 + 35.0 * soil
     up = smoothstep(doy - peak, -45.0, 0.0)
-    down = np.exp(-(np.maximum(doy - peak, 0) / width) ** 2)
+    down = np.exp(-((np.maximum(doy - peak, 0) / width) ** 2))
     return np.clip(0.25 + 0.72 * up * down, 0, 1).astype(np.float32)
 
 
@@ -293,7 +301,7 @@ def surface_temperature(
     ta = meteo.air_temperature_k(when, surf.z, surf.hab, lon_c)
     rh = meteo.humidity(when, ta, lon_c)
     u, v = meteo.wind(when, surf.x, surf.y, lon_c)
-    ws = np.hypot(u, v) * (1 + 0.25 * smoothstep(surf.hab, 200.0, 1500.0))
+    ws = np.hypot(u, v) * (1 + 0.8 * smoothstep(surf.hab, 200.0, 1500.0)) + 0.5
 
     trans = 1.0 - 0.72 * cover
     ghi = clear_sky_ghi(cosz, surf.z) * trans
@@ -305,7 +313,7 @@ def surface_temperature(
     fr = surf.fractions(day)
     land = np.maximum(1 - fr["water"], 1e-3)
     albedo = sum(fr[k] * ALBEDO[k] for k in ALBEDO) / land
-    lw_net = (100.0 - 0.5 * (rh - 50.0)) * (1 - 0.75 * cover)
+    lw_net = (65.0 - 0.5 * (rh - 50.0)) * (1 - 0.75 * cover)
     rn = (1 - albedo) * sw_in - lw_net
 
     vpd = np.clip((100.0 - rh) / 45.0, 0.3, 1.8) ** 0.3
@@ -313,14 +321,14 @@ def surface_temperature(
         fr["forest"] * 0.72
         + fr["green"] * (0.25 + 0.6 * surf.soil)
         + fr["dry"] * (0.05 + 0.25 * surf.soil)
-        + fr["rock"] * 0.04
+        + fr["rock"] * 0.12
     ) / land
     ef = np.clip(ef * vpd, 0, 0.9)
     day_w = smoothstep(mu, 0.0, 0.25)
     tree = fr["forest"] / land
     imp = fr["impervious"] / land
-    h = (5.0 + 3.0 * ws + day_w * (7.0 + 1.6 * ws)) * (1 + 0.9 * tree)
-    storage = 0.12 + 0.25 * imp
+    h = (8.0 + 3.0 * ws + day_w * (6.0 + 1.6 * ws)) * (1 + 0.9 * tree)
+    storage = 0.12 + 0.25 * imp + 0.3 * fr["rock"] / land
     dt = np.where(rn > 0, rn * (1 - ef) * (1 - storage), rn * (1 - 0.5 * storage)) / h
     # heat stored in sealed surfaces and wet soils comes back late in the day and at night
     release = imp * (4.5 - 2.5 * day_w) + (1 - day_w) * 2.0 * (surf.soil - 0.5)

@@ -33,10 +33,14 @@ def smoothstep(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def spectral_noise(
-    rng: np.random.Generator, shape: tuple[int, int], spacing: float, beta: float, lmin: float,
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    spacing: float,
+    beta: float,
+    lmin: float,
     lmax: float,
 ) -> np.ndarray:
-    """Periodic Gaussian random field with a k^-beta power spectrum between wavelengths lmin and lmax.
+    """Periodic Gaussian random field, k^-beta power spectrum between wavelengths lmin and lmax.
 
     Zero mean, unit standard deviation, float32.
     """
@@ -143,11 +147,11 @@ class World:
         d = y - self.centreline(x)
         ad = np.abs(d)
         slope = smoothstep(ad, FLOOR_HALF_WIDTH_M, FLOOR_HALF_WIDTH_M + SLOPE_WIDTH_M)
-        ridge = 1_650.0 + 220.0 * self.ridge(x, y)
+        ridge = 1_550.0 + 200.0 * self.ridge(x, y)
         rough = smoothstep(ad, FLOOR_HALF_WIDTH_M - 200.0, FLOOR_HALF_WIDTH_M + 1_500.0)
         far = smoothstep(ad, FLOOR_HALF_WIDTH_M + SLOPE_WIDTH_M, 20_000.0)
         relief = slope * ridge + far * 350.0 * self.broad(x, y)
-        relief = relief + rough * (150.0 * self.mid(x, y) + 20.0 * self.fine(x, y))
+        relief = relief + rough * (130.0 * self.mid(x, y) + 20.0 * self.fine(x, y))
         # a soft floor: slopes never dip far below the valley floor
         relief = np.where(relief < 20.0, 20.0 * np.exp((relief - 20.0) / 60.0), relief)
         z = self.floor(x) + rough * relief + (1.0 - rough) * slope * ridge + 1.5 * self.fine(x, y)
@@ -171,7 +175,9 @@ class World:
         wet = (lake_r >= 1.0) & (lake_r < 1.25)
 
         treeline = 1_850.0 + 150.0 * self.ridge(x + 7_000.0, y)
-        potential = smoothstep(hab, 40.0, 220.0) * (1.0 - smoothstep(z, treeline - 150, treeline + 120))
+        potential = smoothstep(hab, 40.0, 220.0) * (
+            1.0 - smoothstep(z, treeline - 150, treeline + 120)
+        )
         f = self.forest(x, y)
         tcd = np.clip(2.6 * potential - 1.05 + 0.75 * f, 0.0, 0.97)
         riparian = (ad >= RIVER_HALF_WIDTH_M) & (ad < 130.0)
