@@ -47,7 +47,7 @@ def t2m_celsius(x, y, hour):
     return 15.0 + 0.001 * (x - 400000) + 0.5 * hour
 
 
-def _ecostress(raw, cloud_all=False, crs="EPSG:32632"):
+def _ecostress(raw, cloud_all=False, crs="EPSG:32632", time=TIME):
     rows, cols = GRID.shape
     lst = np.tile(290.0 + np.arange(cols, dtype=np.float32), (rows, 1))
     cloud = np.zeros(GRID.shape, np.uint8)
@@ -55,7 +55,7 @@ def _ecostress(raw, cloud_all=False, crs="EPSG:32632"):
     if cloud_all:
         cloud[:] = 1
     qc = np.where(cloud == 1, 0b10, 0b00).astype(np.uint16)
-    gid = ecostress.granule_id(28000, 1, "32TPT", TIME)
+    gid = ecostress.granule_id(28000, 1, "32TPT", time)
     ecostress.write_granule(
         raw / "ecostress",
         gid,
@@ -98,15 +98,16 @@ def _s2_scene(raw, when, b04, b08, cloudy_right=False):
     sentinel2.write_scene(raw / "sentinel2", name, dn, scl, t10, t20, "EPSG:32632")
 
 
-def _inca(raw):
+def _inca(raw, day=10):
     to_inca = Transformer.from_crs(GRID.crs, "EPSG:31287", always_xy=True)
     cx, cy = to_inca.transform(np.mean(GRID.x), np.mean(GRID.y))
     x = np.round(cx, -3) + 1000.0 * np.arange(-5, 6)
     y = np.round(cy, -3) + 1000.0 * np.arange(5, -6, -1)
     xx, yy = np.meshgrid(x, y)
-    times = [dt.datetime(2023, 7, 10, h, tzinfo=dt.UTC) for h in range(24)]
+    times = [dt.datetime(2023, 7, day, h, tzinfo=dt.UTC) for h in range(24)]
+    hours = [24 * (day - 10) + h for h in range(24)]  # hours since 2023-07-10 00:00
     data = {
-        "T2M": np.stack([t2m_celsius(xx, yy, h) for h in range(24)]),
+        "T2M": np.stack([t2m_celsius(xx, yy, h) for h in hours]),
         "GL": np.stack([np.full(xx.shape, 50.0 * h) for h in range(24)]),
         "RH2M": np.full((24, *xx.shape), 55.0),
         "UU": np.full((24, *xx.shape), 1.5),
@@ -158,7 +159,7 @@ def region(tmp_path):
     return tmp_path
 
 
-def _build(region_dir, out_name="cube.nc"):
+def _build(region_dir, out_name="cube.nc", time=TIME):
     inv = build_inventory(region_dir / "raw", "t", GRID, dt.date(2023, 7, 1), dt.date(2023, 7, 31))
     static = build_static(inv, GRID, region_dir / "static.nc")
     s2 = [
@@ -169,10 +170,12 @@ def _build(region_dir, out_name="cube.nc"):
             PREPARE["sentinel2"]["scl_invalid"],
             region_dir / f"{n}.nc",
         )
-        for n in s2_scenes_near(inv, TIME, 20)
+        for n in s2_scenes_near(inv, time, 20)
     ]
-    incas = inca_files_for(inv, TIME, 6)
-    return build_cube(ACQ, inv, static, s2, incas, PREPARE, region_dir / out_name), inv
+    incas = inca_files_for(inv, time, 6)
+    return build_cube(
+        f"{time:%Y%m%dT%H%M%S}", inv, static, s2, incas, PREPARE, region_dir / out_name
+    ), inv
 
 
 def test_cube_values_and_alignment(region):
@@ -260,3 +263,21 @@ def test_nan_in_meteorology_fails_without_partial_output(region):
         _build(region)
     assert not (region / "cube.nc").exists()
     assert not [p for p in region.iterdir() if p.name.startswith(".cube.nc")]
+
+
+def test_cumulative_window_spans_two_inca_files(tmp_path):
+    """An overpass at 02:00 UTC takes its 6 h means from the previous day's file too."""
+    night = dt.datetime(2023, 7, 11, 2, 0, tzinfo=dt.UTC)
+    raw = tmp_path / "raw"
+    _ecostress(raw, time=night)
+    _s2_scene(raw, night, b04=0.05, b08=0.35)
+    _inca(raw, day=10)
+    _inca(raw, day=11)
+    _static_inputs(raw)
+    path, _ = _build(tmp_path, time=night)
+    with xr.open_dataset(path) as ds:
+        xx, yy = np.meshgrid(GRID.x, GRID.y)
+        ix, iy = Transformer.from_crs(GRID.crs, "EPSG:31287", always_xy=True).transform(xx, yy)
+        hours = range(24 + 2 - 5, 24 + 2 + 1)  # 21:00 .. 02:00, in hours since July 10
+        expected = np.mean([t2m_celsius(ix, iy, h) for h in hours], axis=0) + 273.15
+        np.testing.assert_allclose(ds.t2m_6h.values[0], expected, atol=0.03)

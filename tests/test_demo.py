@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +95,10 @@ def test_every_raw_file_opens_with_its_reader(region: Path) -> None:
     inca_files = inca.find_inca(raw / "inca")
     assert len(inca_files) == len({s.time.date() for s in scenes})
     met = inca.read_inca(inca_files[0])
-    assert met.fields["T2M"].shape[0] == 24
+    # each file covers its overpass day and the 24 h before (for the cumulative fields)
+    assert met.fields["T2M"].shape[0] == 48
+    first_day = min(s.time.date() for s in scenes)
+    assert str(met.times[0])[:13] == f"{first_day - timedelta(days=1)}T00"
     assert 265 < np.nanmin(met.fields["T2M"]) and np.nanmax(met.fields["T2M"]) < 310
     assert np.nanmax(met.fields["GL"]) > 500 and np.nanmin(met.fields["GL"]) == 0
 

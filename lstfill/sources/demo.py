@@ -61,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
 HRL_CRS = "EPSG:3035"
 HRL_RES_M = 10
 INCA_MARGIN_M = 5_000.0
+INCA_LEAD_HOURS = 24  # hours before each overpass day that its INCA file also covers
 MODIS_PIXEL_1KM = 1_111_950.5197665 / 1200.0
 MODIS_ORIGIN = (-20_015_109.354, 10_007_554.677)
 ISS_EPOCH = datetime(2018, 7, 1)
@@ -412,7 +413,7 @@ def write_inca_files(
     masks: dict[int, Raster],
     folder: Path,
 ) -> None:
-    """One hourly INCA file per overpass day on a 1 km EPSG:31287 grid around the region."""
+    """One hourly INCA file per overpass day (plus the day before) on a 1 km EPSG:31287 grid."""
     xmin, ymin, xmax, ymax = transform_bounds(grid.crs, inca.INCA_CRS, *grid.bounds, densify_pts=21)
     km = 1000.0
     xs = (
@@ -438,23 +439,25 @@ def write_inca_files(
     hab = z - world.floor(x)
     wave = 0.4 * np.sin(x / 6_000.0 + 1.0) * np.cos(y / 8_000.0)
 
-    by_day: dict[date, list[Overpass]] = {}
+    # Cloud cover at every overpass, so that hours shared by two files get identical fields.
+    cf_ovp = []
     for o in overpasses:
-        by_day.setdefault(o.time.date(), []).append(o)
-    for day, ovs in sorted(by_day.items()):
+        cf = to_grid(masks[o.index], igrid, "average")
+        cf_ovp.append((o, np.where(np.isnan(cf), o.cloud_fraction, cf)))
+    for day in sorted({o.time.date() for o in overpasses}):
         fields = {p: [] for p in inca.PARAMETERS}
-        cf_ovp = []
-        for o in ovs:
-            cf = to_grid(masks[o.index], igrid, "average")
-            cf_ovp.append((o, np.where(np.isnan(cf), o.cloud_fraction, cf)))
-        times = [datetime(day.year, day.month, day.day) + timedelta(hours=h) for h in range(24)]
+        # The day's 24 hours plus the INCA_LEAD_HOURS before, as a real request for the
+        # cumulative (up to 24 h) fields of an early-morning overpass would ask for.
+        first = datetime(day.year, day.month, day.day) - timedelta(hours=INCA_LEAD_HOURS)
+        times = [first + timedelta(hours=h) for h in range(24 + INCA_LEAD_HOURS)]
         for t in times:
             base = np.full(igrid.shape, meteo.cloud_fraction(t), dtype=np.float32)
             weights = [np.exp(-(((o.time - t).total_seconds() / 5400.0) ** 2)) for o, _ in cf_ovp]
             wsum = sum(weights)
             cf = base * max(0.0, 1.0 - wsum)
             for wt, (_, c) in zip(weights, cf_ovp, strict=True):
-                cf = cf + c * (wt / max(wsum, 1.0))
+                if wt > 1e-6:
+                    cf = cf + c * (wt / max(wsum, 1.0))
             cosz, _ = sun_position(t + timedelta(minutes=30), lon, lat)
             ta = meteo.air_temperature_k(t, z, hab, world.lon0) + wave
             u, v = meteo.wind(t, x, y, world.lon0)
