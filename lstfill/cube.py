@@ -215,15 +215,15 @@ def nearest_clear_s2(
 
 
 def _merge_inca(paths: list[str | Path]) -> inca.IncaData:
+    """One IncaData from several files of the same grid: hours sorted, repeated hours once."""
     parts = [inca.read_inca(p) for p in paths]
     first = parts[0]
-    for p, part in zip(paths[1:], parts[1:], strict=True):
-        if (
-            not part.transform.almost_equals(first.transform)
-            or part.fields[next(iter(part.fields))].shape[1:]
-            != first.fields[next(iter(first.fields))].shape[1:]
+    shape = next(iter(first.fields.values())).shape[1:]
+    for part in parts[1:]:
+        if not part.transform.almost_equals(first.transform) or (
+            next(iter(part.fields.values())).shape[1:] != shape
         ):
-            raise InputError(p, "INCA file is on another grid than the other files of the window")
+            raise InputError(part.path, "INCA file is on another grid than the other files")
     times = np.concatenate([p.times for p in parts])
     order = np.argsort(times, kind="stable")
     keep = order[np.concatenate([[True], np.diff(times[order]) > np.timedelta64(0)])]

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 from scipy import ndimage
 
+from lstfill import terrain
 from lstfill.sources.demo_world import rng_for, smoothstep
 
 LAPSE_K_PER_M = -0.0065
@@ -260,11 +261,9 @@ class Surface:
 
 
 def slope_aspect(z: np.ndarray, res: float) -> tuple[np.ndarray, np.ndarray]:
-    dz_row, dz_col = np.gradient(z.astype(np.float32), res)
-    dzdx, dzdy = dz_col, -dz_row  # east, north
-    slope = np.arctan(np.hypot(dzdx, dzdy))
-    aspect = np.mod(np.arctan2(-dzdx, -dzdy), 2 * np.pi)
-    return slope.astype(np.float32), aspect.astype(np.float32)
+    """Slope and aspect in radians (aspect 0 on flat cells), from the cube's own terrain code."""
+    slope_deg, aspect_deg = terrain.slope_aspect(z, res, res)
+    return np.radians(slope_deg), np.radians(np.nan_to_num(aspect_deg, nan=0.0))
 
 
 def reflectance(surf: Surface, day: date) -> dict[str, np.ndarray]:
