@@ -157,22 +157,15 @@ def build_s2_grid(
 ) -> Path:
     """Average one S2 scene's clear pixels onto the grid; cells short of clear pixels stay NaN."""
     scene = sentinel2.read_scene(folder, bands=tuple(bands), scl_invalid=tuple(scl_invalid))
-    clear = scene.clear
-    clear_share = to_grid(
-        Raster(clear.data.astype(np.float32), clear.transform, clear.crs), grid, "average"
-    )
-    layers: dict[str, np.ndarray] = {"clear_share": clear_share}
+    clear = Raster(scene.clear.data.astype(np.float32), scene.clear.transform, scene.clear.crs)
+    layers: dict[str, np.ndarray] = {"clear_share": to_grid(clear, grid, "average")}
+    masks: dict[tuple, np.ndarray] = {}  # the clear mask on each band grid (10 m, 20 m), once
     for band in bands:
         refl = scene.reflectance[band]
-        if refl.data.shape != clear.data.shape:  # 10 m band, 20 m mask: repeat mask cells
-            mask_up = to_grid(
-                Raster(clear.data.astype(np.float32), clear.transform, clear.crs),
-                refl.grid,
-                "nearest",
-            )
-        else:
-            mask_up = clear.data.astype(np.float32)
-        masked = np.where(mask_up > 0.5, refl.data, np.nan).astype(np.float32)
+        key = (refl.data.shape, tuple(refl.transform))
+        if key not in masks:
+            masks[key] = to_grid(clear, refl.grid, "nearest") > 0.5
+        masked = np.where(masks[key], refl.data, np.nan).astype(np.float32)
         layers[band.lower()] = to_grid(Raster(masked, refl.transform, refl.crs), grid, "average")
     ds = _dataset(
         grid, layers, scene.time, {"title": f"Sentinel-2 L2A {scene.scene.name} on region grid"}
