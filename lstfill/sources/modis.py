@@ -256,28 +256,31 @@ def _unscale(raw: np.ndarray, attrs: dict) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _open(path: str | Path) -> tuple[Path, SD]:
+def _read_granule(
+    path: str | Path, names: list[str]
+) -> tuple[Path, dict, list[tuple[np.ndarray, dict]]]:
+    """Open an HDF4 granule and read its global attributes and the data sets `names`."""
     path = check_file(path)
     try:
-        return path, SD(str(path), SDC.READ)
+        sd = SD(str(path), SDC.READ)
     except HDF4Error as exc:
         raise InputError(path, f"cannot open HDF4 file (corrupt or truncated?): {exc}") from exc
+    try:
+        return path, sd.attributes(), [_read_sds(path, sd, name) for name in names]
+    except HDF4Error as exc:
+        raise InputError(path, f"cannot read HDF4 data (corrupt or truncated?): {exc}") from exc
+    finally:
+        sd.end()
 
 
 def read_mod11a1(path: str | Path, overpass: str = "Day", max_lst_error_k: int = 2) -> ModisLST:
     """Read the `overpass` ("Day" or "Night") LST, QC and view time of a MOD11A1 granule."""
     if overpass not in ("Day", "Night"):
         raise ValueError(f"overpass must be 'Day' or 'Night', got {overpass!r}")
-    path, sd = _open(path)
-    try:
-        attrs = sd.attributes()
-        raw_lst, lst_attrs = _read_sds(path, sd, f"LST_{overpass}_1km")
-        qc, _ = _read_sds(path, sd, f"QC_{overpass}")
-        raw_time, time_attrs = _read_sds(path, sd, f"{overpass}_view_time")
-    except HDF4Error as exc:
-        raise InputError(path, f"cannot read HDF4 data (corrupt or truncated?): {exc}") from exc
-    finally:
-        sd.end()
+    path, attrs, sds = _read_granule(
+        path, [f"LST_{overpass}_1km", f"QC_{overpass}", f"{overpass}_view_time"]
+    )
+    (raw_lst, lst_attrs), (qc, _), (raw_time, time_attrs) = sds
     grid = _grid_for(path, attrs, LST_GRID, raw_lst.shape)
     if qc.shape != raw_lst.shape or raw_time.shape != raw_lst.shape:
         raise InputError(path, "LST, QC and view-time data sets differ in shape")
@@ -297,16 +300,8 @@ def read_mod11a1(path: str | Path, overpass: str = "Day", max_lst_error_k: int =
 
 def read_mod09gq(path: str | Path) -> ModisRefl:
     """Read red and NIR surface reflectance (0..1, NaN where fill) and QC of a MOD09GQ granule."""
-    path, sd = _open(path)
-    try:
-        attrs = sd.attributes()
-        raw_red, red_attrs = _read_sds(path, sd, "sur_refl_b01_1")
-        raw_nir, nir_attrs = _read_sds(path, sd, "sur_refl_b02_1")
-        qc, _ = _read_sds(path, sd, "QC_250m_1")
-    except HDF4Error as exc:
-        raise InputError(path, f"cannot read HDF4 data (corrupt or truncated?): {exc}") from exc
-    finally:
-        sd.end()
+    path, attrs, sds = _read_granule(path, ["sur_refl_b01_1", "sur_refl_b02_1", "QC_250m_1"])
+    (raw_red, red_attrs), (raw_nir, nir_attrs), (qc, _) = sds
     grid = _grid_for(path, attrs, REFL_GRID, raw_red.shape)
     if raw_nir.shape != raw_red.shape or qc.shape != raw_red.shape:
         raise InputError(path, "reflectance and QC data sets differ in shape")
