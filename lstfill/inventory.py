@@ -13,6 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lstfill.errors import InputError
 from lstfill.grid import Grid
 from lstfill.io import atomic_output
@@ -97,8 +99,6 @@ def build_inventory(
 
 
 def _iso(t: Any) -> str:
-    import numpy as np
-
     return np.datetime_as_string(np.datetime64(t, "s")) + "+00:00"
 
 
