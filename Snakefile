@@ -1,5 +1,6 @@
 # lstfill: gap-free, high-resolution land surface temperature.
-# Phases: acquire (raw provider files) -> prepare (aligned NetCDF datacubes) -> report.
+# Phases: acquire (raw provider files) -> prepare (aligned NetCDF datacubes) -> gapfill
+# (patch CNN, filled COGs, evaluation) -> report.
 # Run `snakemake --cores all`; ask for one file by its path to rebuild only what it needs.
 
 import sys
@@ -25,6 +26,7 @@ report: "rules/captions/workflow.rst"
 include: "rules/common.smk"
 include: "rules/acquire.smk"
 include: "rules/prepare.smk"
+include: "rules/gapfill.smk"
 include: "rules/report.smk"
 
 

@@ -26,6 +26,14 @@ CUBE = "results/{region}/cubes/{date}.nc"
 QUICKLOOK = "results/{region}/report/quicklooks/{date}.png"
 CUBE_TABLE = "results/{region}/report/cubes.csv"
 CUBE_FIGURE = "results/{region}/report/cubes.png"
+GAPFILL_DATASET = "results/{region}/gapfill/dataset/patches.nc"
+GAPFILL_SPLIT = "results/{region}/gapfill/dataset/split.json"
+GAPFILL_MODEL = "results/{region}/gapfill/model/cnn.pt"
+GAPFILL_CURVE = "results/{region}/gapfill/model/training_curve.png"
+GAPFILL_WORKDIR = "results/{region}/gapfill/model/cnn_training"
+GAPFILL_PRODUCT = "results/{region}/gapfill/filled/{date}.tif"
+GAPFILL_METRICS = "results/{region}/gapfill/metrics.json"
+GAPFILL_FIGURE = "results/{region}/gapfill/evaluation.png"
 
 
 def log_path(rule_name, pattern=""):
@@ -79,11 +87,15 @@ def region_cubes(wildcards):
 
 
 def all_targets(wildcards):
-    """Every region's cube table and figure, and one quicklook per acquisition."""
+    """Every region's cube table and figure, one quicklook and one gap-filled product per
+    acquisition, and the gap-fill evaluation."""
     targets = []
     for region in config["regions"]:
+        dates = acquisitions(region)
         targets += expand([CUBE_TABLE, CUBE_FIGURE], region=region)
-        targets += expand(QUICKLOOK, region=region, date=acquisitions(region))
+        targets += expand(QUICKLOOK, region=region, date=dates)
+        targets += expand([GAPFILL_METRICS, GAPFILL_FIGURE, GAPFILL_CURVE], region=region)
+        targets += expand(GAPFILL_PRODUCT, region=region, date=dates)
     return targets
 
 

@@ -1,0 +1,112 @@
+"""Train / validation / test splits by acquisition date and by spatial block.
+
+Random pixel splits are not offered: neighbouring pixels share clouds, weather and terrain, so a
+pixel-level split scores a model on near-copies of its training data. Dates are split by calendar
+day (several acquisitions of one day always fall together) and space by square blocks; a sample
+whose input window reaches into another split's block is dropped (`window_inside`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+TRAIN, VAL, TEST = 0, 1, 2
+SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}
+
+
+@dataclass(frozen=True)
+class DateSplit:
+    """Acquisition indices of each split (sorted)."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def label(self, n: int) -> np.ndarray:
+        """Split code (TRAIN/VAL/TEST) per acquisition."""
+        out = np.full(n, TRAIN, dtype=np.int8)
+        out[self.val] = VAL
+        out[self.test] = TEST
+        return out
+
+
+def split_dates(
+    times: np.ndarray,
+    valid_fraction: np.ndarray,
+    *,
+    n_test: int,
+    n_val: int,
+    min_valid_test: float = 0.6,
+    seed: int = 0,
+) -> DateSplit:
+    """Hold out `n_test` calendar days (among days with an acquisition at least `min_valid_test`
+    clear, so the artificial-gap evaluation has pixels to hide) and `n_val` further days for
+    early stopping; every other day trains."""
+    days = np.asarray(times).astype("datetime64[D]")
+    uniq = np.unique(days)
+    best = np.array([valid_fraction[days == d].max() for d in uniq])
+    rng = np.random.default_rng(seed)
+    eligible = np.flatnonzero(best >= min_valid_test)
+    if len(eligible) < n_test:
+        raise ValueError(
+            f"only {len(eligible)} days have an acquisition >= {min_valid_test:.0%} clear; "
+            f"cannot hold out {n_test} test days"
+        )
+    test_days = rng.choice(eligible, size=n_test, replace=False)
+    rest = np.setdiff1d(np.arange(len(uniq)), test_days)
+    if len(rest) < n_val + 1:
+        raise ValueError(f"{len(uniq)} days cannot give {n_test} test, {n_val} val and 1 train day")
+    # validation days favour clear ones too: early stopping needs pixels to score
+    weights = best[rest] + 0.05
+    val_days = rng.choice(rest, size=n_val, replace=False, p=weights / weights.sum())
+    lab = np.full(len(uniq), TRAIN)
+    lab[val_days] = VAL
+    lab[test_days] = TEST
+    per_acq = lab[np.searchsorted(uniq, days)]
+    return DateSplit(
+        train=np.flatnonzero(per_acq == TRAIN),
+        val=np.flatnonzero(per_acq == VAL),
+        test=np.flatnonzero(per_acq == TEST),
+    )
+
+
+def block_ids(shape: tuple[int, int], block_px: int) -> np.ndarray:
+    """Id of the `block_px`-square block each pixel lies in, (H, W) int."""
+    h, w = shape
+    nbx = -(-w // block_px)
+    rows = np.arange(h) // block_px
+    cols = np.arange(w) // block_px
+    return rows[:, None] * nbx + cols[None, :]
+
+
+def split_blocks(
+    shape: tuple[int, int],
+    block_px: int,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int = 0,
+) -> np.ndarray:
+    """Split code (TRAIN/VAL/TEST) per pixel, assigning whole blocks at random (seeded)."""
+    ids = block_ids(shape, block_px)
+    n = int(ids.max()) + 1
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    n_test = int(round(test_fraction * n))
+    n_val = int(round(val_fraction * n))
+    lab = np.full(n, TRAIN, dtype=np.int8)
+    lab[order[:n_test]] = TEST
+    lab[order[n_test : n_test + n_val]] = VAL
+    return lab[ids]
+
+
+def window_inside(split_map: np.ndarray, code: int, radius: int) -> np.ndarray:
+    """Pixels whose (2·radius+1)² window lies entirely in blocks of `code` (edges count as in)."""
+    inside = split_map == code
+    if radius <= 0:
+        return inside
+    size = 2 * radius + 1
+    return ndimage.minimum_filter(inside.astype(np.uint8), size=size, mode="nearest") == 1

@@ -1,0 +1,107 @@
+# Gap-fill (Kustura et al. 2025): patch dataset -> CNN checkpoint -> filled COG per acquisition,
+# and the artificial-gap evaluation of the CNN against its three baselines.
+
+
+rule gapfill_dataset:
+    input:
+        cubes=region_cubes,
+    output:
+        dataset=GAPFILL_DATASET,
+        split=GAPFILL_SPLIT,
+    params:
+        gapfill=config["gapfill"],
+    log:
+        log_path("gapfill_dataset", "{region}"),
+    benchmark:
+        benchmark_path("gapfill_dataset", "{region}")
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=30,
+    conda:
+        "../envs/gapfill.yaml"
+    script:
+        "../workflow_scripts/gapfill_dataset.py"
+
+
+rule train_gapfill:
+    input:
+        dataset=GAPFILL_DATASET,
+        split=GAPFILL_SPLIT,
+        cubes=region_cubes,
+    output:
+        model=GAPFILL_MODEL,
+        curve=report(
+            GAPFILL_CURVE,
+            caption="captions/gapfill_curve.rst",
+            category="Gap-fill",
+            subcategory="{region}",
+            labels={"region": "{region}", "figure": "training curve"},
+        ),
+    params:
+        gapfill=config["gapfill"],
+        workdir=GAPFILL_WORKDIR,
+    log:
+        log_path("train_gapfill", "{region}"),
+    benchmark:
+        benchmark_path("train_gapfill", "{region}")
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../envs/gapfill.yaml"
+    script:
+        "../workflow_scripts/train_gapfill.py"
+
+
+rule predict_gapfill:
+    input:
+        cube=CUBE,
+        model=GAPFILL_MODEL,
+    output:
+        product=GAPFILL_PRODUCT,
+    params:
+        chunk_rows=config["gapfill"]["chunk_rows"],
+    log:
+        log_path("predict_gapfill", "{region}/{date}"),
+    benchmark:
+        benchmark_path("predict_gapfill", "{region}/{date}")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/gapfill.yaml"
+    script:
+        "../workflow_scripts/predict_gapfill.py"
+
+
+rule evaluate_gapfill:
+    input:
+        cubes=region_cubes,
+        model=GAPFILL_MODEL,
+        split=GAPFILL_SPLIT,
+    output:
+        metrics=GAPFILL_METRICS,
+        figure=report(
+            GAPFILL_FIGURE,
+            caption="captions/gapfill_evaluation.rst",
+            category="Gap-fill",
+            subcategory="{region}",
+            labels={"region": "{region}", "figure": "evaluation"},
+        ),
+    params:
+        gapfill=config["gapfill"],
+    log:
+        log_path("evaluate_gapfill", "{region}"),
+    benchmark:
+        benchmark_path("evaluate_gapfill", "{region}")
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    conda:
+        "../envs/gapfill.yaml"
+    script:
+        "../workflow_scripts/evaluate_gapfill.py"

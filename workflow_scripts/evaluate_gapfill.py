@@ -1,0 +1,18 @@
+"""Snakemake adapter: artificial-gap evaluation of the gap-fill CNN against its baselines."""
+
+import torch
+
+from lstfill.gapfill.jobs import evaluate_region
+from lstfill.logs import setup_logging
+
+setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+evaluate_region(
+    list(snakemake.input.cubes),
+    snakemake.input.model,
+    snakemake.input.split,
+    snakemake.params.gapfill,
+    snakemake.output.metrics,
+    snakemake.output.figure,
+    threads=snakemake.threads,
+)

@@ -1,0 +1,15 @@
+"""Snakemake adapter: fill one acquisition's gaps and write the product COG."""
+
+import torch
+
+from lstfill.gapfill.jobs import fill_cube
+from lstfill.logs import setup_logging
+
+setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+fill_cube(
+    snakemake.input.cube,
+    snakemake.input.model,
+    snakemake.output.product,
+    snakemake.params.chunk_rows,
+)

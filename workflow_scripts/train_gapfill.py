@@ -1,0 +1,18 @@
+"""Snakemake adapter: train the gap-fill CNN (resuming from its work folder) and calibrate it."""
+
+import torch
+
+from lstfill.gapfill.jobs import train
+from lstfill.logs import setup_logging
+
+setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+train(
+    snakemake.input.dataset,
+    list(snakemake.input.cubes),
+    snakemake.input.split,
+    snakemake.params.gapfill,
+    snakemake.output.model,
+    snakemake.output.curve,
+    snakemake.params.workdir,
+)
