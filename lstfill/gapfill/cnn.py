@@ -40,7 +40,7 @@ from lstfill.gapfill.features import (
 from lstfill.gapfill.residuals import correct_residuals
 from lstfill.gapfill.series import FillResult, LstSeries
 from lstfill.splits import TRAIN, VAL, window_inside
-from lstfill.training import TrainConfig, TrainResult, fit, resolve_device
+from lstfill.training import TrainConfig, TrainResult, fit, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,8 @@ class PatchCNN(nn.Module):
 
     def forward(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
         """(N, C, p, p), (N, K, p, p) -> (N,) standardised LST of the patch centres."""
+        if tuple(num.shape[-2:]) != (self.patch, self.patch):
+            raise ValueError(f"expected {self.patch}x{self.patch} patches, got {tuple(num.shape)}")
         return self._maps(num, cat)[:, 0, 0]
 
     def forward_map(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
@@ -137,11 +139,13 @@ def predict_map(
     chunk_rows: int = 256,
     mc_passes: int = 0,
     device: torch.device | str = "cpu",
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Standardised prediction (mean, MC-dropout spread) for every pixel of a (C, H, W) scene.
+    """Standardised prediction and MC-dropout spread for every pixel of a (C, H, W) scene.
 
-    Rows are processed `chunk_rows` at a time with a halo of half a patch, so memory grows with
-    the chunk, not with the scene. `mc_passes` = 0 gives one deterministic pass and zero spread.
+    The prediction is the deterministic pass (dropout off); `mc_passes` > 1 dropout passes give
+    the spread (0 otherwise). Rows are processed `chunk_rows` at a time with a halo of half a
+    patch, so memory grows with the chunk, not with the scene.
     """
     r = model.patch // 2
     _, h, w = numeric.shape
@@ -150,18 +154,18 @@ def predict_map(
     cat = np.pad(categorical, ((0, 0), (r, r), (r, r)), mode=mode)
     mean = np.empty((h, w), dtype=np.float32)
     std = np.zeros((h, w), dtype=np.float32)
-    if mc_passes > 0:
-        enable_mc_dropout(model)
-    else:
-        model.eval()
-    passes = max(mc_passes, 1)
     for r0 in range(0, h, chunk_rows):
         r1 = min(h, r0 + chunk_rows)
         xn = torch.from_numpy(np.ascontiguousarray(num[None, :, r0 : r1 + 2 * r])).to(device)
         xc = torch.from_numpy(np.ascontiguousarray(cat[None, :, r0 : r1 + 2 * r])).to(device)
-        runs = torch.stack([model.forward_map(xn, xc) for _ in range(passes)])
-        mean[r0:r1] = runs.mean(0).cpu().numpy()
-        if passes > 1:
+        model.eval()
+        mean[r0:r1] = model.forward_map(xn, xc).cpu().numpy()
+        if mc_passes > 1:
+            # dropout samples give the spread only; seeded so a product is reproducible
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed + r0)
+                enable_mc_dropout(model)
+                runs = torch.stack([model.forward_map(xn, xc) for _ in range(mc_passes)])
             std[r0:r1] = runs.std(0).cpu().numpy()
     model.eval()
     return mean, std
@@ -265,6 +269,7 @@ class CnnFiller:
         """Train on prepared samples (MAE loss on the standardised target, Adam)."""
         self.norm = samples["norm"]
         self.patterns = samples["patterns"]
+        seed_everything(self.train_cfg.seed)  # initial weights from the config's seed
         self.model = self.new_model(self.norm)
         result = fit(
             self.model,
@@ -318,11 +323,15 @@ class CnnFiller:
             chunk_rows=self.hyper["chunk_rows"],
             mc_passes=self.hyper["mc_passes"],
             device=next(model.parameters()).device,
+            seed=self.hyper["seed"],
         )
         return norm.untarget(mean), (std * norm.target_std).astype(np.float32)
 
     def fill(self, series: LstSeries, t: int) -> FillResult:
         """Prediction at every land pixel of t, tied to its visible pixels, with a 90 % interval."""
+        return self._fill(series, t)[0]
+
+    def _fill(self, series: LstSeries, t: int) -> tuple[FillResult, np.ndarray]:
         pred, spread = self.predict(series, t)
         visible = series.valid[t]
         out = correct_residuals(
@@ -336,10 +345,11 @@ class CnnFiller:
         if self.calibration is not None:
             half = self._halfwidth(spread, visible)
         land = series.land
-        return FillResult(
+        result = FillResult(
             lst=np.where(land, out, np.nan).astype(np.float32),
             halfwidth90=None if half is None else np.where(land, half, np.nan),
         )
+        return result, spread
 
     def _halfwidth(self, spread: np.ndarray, visible: np.ndarray) -> np.ndarray:
         from lstfill.gapfill.protocol import distance_to_visible
@@ -374,8 +384,7 @@ class CnnFiller:
                 if hidden.sum() < 10:
                     continue
                 hs = series.with_hidden(int(t), hidden)
-                res = self.fill(hs, int(t))
-                _, spread = self.predict(hs, int(t))
+                res, spread = self._fill(hs, int(t))
                 errs.append(res.lst[hidden] - series.lst[t][hidden])
                 spreads.append(spread[hidden])
                 dists.append(distance_to_visible(hs.valid[t], 1.0)[hidden])

@@ -152,8 +152,14 @@ def train(
 ) -> None:
     """Train the CNN on the patch dataset (resuming from `workdir`), calibrate its intervals on
     the validation days, and write the checkpoint and the training curve."""
-    splits, features, norm, maps, _ = read_patches(dataset)
+    splits, features, norm, maps, attrs = read_patches(dataset)
     filler = cnn_from_config(cfg)
+    if int(json.loads(str(attrs["patch_size"]))) != cfg["patch_size"]:
+        raise InputError(
+            dataset,
+            f"dataset patch size {attrs['patch_size']} differs from the config's "
+            f"{cfg['patch_size']}; rebuild it",
+        )
     if filler.features != features:
         raise InputError(
             dataset, f"dataset features {features.to_dict()} differ from the config's; rebuild it"
