@@ -99,21 +99,17 @@ def fit_normaliser(samples: PatchSamples, features: FeatureSet) -> Normaliser:
     )
 
 
-class PatchDataset(torch.utils.data.Dataset):
+class PatchDataset(torch.utils.data.TensorDataset):
     """Normalised tensors of a PatchSamples: items (numeric, categorical codes, target)."""
 
     def __init__(self, samples: PatchSamples, norm: Normaliser, features: FeatureSet) -> None:
         num = norm.numeric(samples.numeric.transpose(1, 0, 2, 3), features.numeric)
         cat = norm.categorical(samples.categorical.transpose(1, 0, 2, 3), features.categorical)
-        self.numeric = torch.from_numpy(np.ascontiguousarray(num.transpose(1, 0, 2, 3)))
-        self.categorical = torch.from_numpy(np.ascontiguousarray(cat.transpose(1, 0, 2, 3)))
-        self.target = torch.from_numpy(norm.target(samples.target))
-
-    def __len__(self) -> int:
-        return len(self.target)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.numeric[i], self.categorical[i], self.target[i]
+        super().__init__(
+            torch.from_numpy(np.ascontiguousarray(num.transpose(1, 0, 2, 3))),
+            torch.from_numpy(np.ascontiguousarray(cat.transpose(1, 0, 2, 3))),
+            torch.from_numpy(norm.target(samples.target)),
+        )
 
 
 def write_patches(
