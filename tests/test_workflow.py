@@ -1,7 +1,8 @@
 """The Snakemake workflow end to end on a tiny demo region, run in a temporary directory.
 
-Checks that every acquisition gets a cube and a quicklook, that asking for one cube by its path
-reruns only that cube's job, and that the report builds.
+Checks that every acquisition gets a cube, a quicklook and a gap-filled product, that the
+gap-fill evaluation is written, that asking for one cube or one product by its path reruns only
+what it needs, and that the report builds.
 """
 
 import json
@@ -29,14 +30,26 @@ TINY = {
             },
             "demo": {
                 "seed": 7,
-                "n_overpasses": 3,
+                "n_overpasses": 6,
                 "s2_revisit_days": 4,
                 "modis_size_km": 12,
                 "modis_every_days": 4,
                 "clear_fraction": 0.34,
             },
         }
-    }
+    },
+    "gapfill": {
+        "features": {
+            "numeric": ["b04", "b08", "ndvi", "t2m", "gl", "elevation", "tod_sin", "lst_pattern"],
+            "categorical": ["water"],
+        },
+        "split": {"test_days": 1, "val_days": 1, "min_valid_test": 0.3, "block_size": 8},
+        "model": {"filters": [8, 8, 8, 8], "dense": 8},
+        "max_patches_per_acquisition": 200,
+        "training": {"epochs": 2, "learning_rate": 0.003},
+        "mc_passes": 2,
+        "evaluation": {"max_pairs": 4, "hgb_max_iter": 20},
+    },
 }
 
 
@@ -66,7 +79,7 @@ def workdir(tmp_path_factory):
 def test_every_acquisition_has_a_cube_and_quicklook(workdir):
     inv = json.loads((workdir / "resources/tiny/inventory.json").read_text())
     acqs = list(inv["acquisitions"])
-    assert len(acqs) == 3
+    assert len(acqs) == 6
     for acq in acqs:
         with xr.open_dataset(workdir / f"results/tiny/cubes/{acq}.nc") as ds:
             assert ds.sizes == {"time": 1, "y": 32, "x": 32}
@@ -78,6 +91,32 @@ def test_every_acquisition_has_a_cube_and_quicklook(workdir):
     assert len(table) == 1 + len(acqs)
     assert list((workdir / "resources/tiny/truth").rglob("*_LST_truth.tif"))
     assert not [p for p in (workdir / "resources/tiny/raw").rglob("*") if "truth" in p.name]
+
+
+def test_gapfill_products_and_metrics(workdir):
+    acqs = json.loads((workdir / "resources/tiny/inventory.json").read_text())["acquisitions"]
+    for acq in acqs:
+        assert (workdir / f"results/tiny/gapfill/filled/{acq}.tif").stat().st_size > 1000
+    metrics = json.loads((workdir / "results/tiny/gapfill/metrics.json").read_text())
+    assert set(metrics["methods"]) == {
+        "model_cnn",
+        "baseline_mean_lapse",
+        "baseline_temporal",
+        "baseline_hgb",
+    }
+    assert metrics["n_hidden_pixels"] > 0
+    assert 0.0 <= metrics["coverage_90"] <= 1.0
+
+
+def test_asking_for_one_product_reruns_only_its_prediction(workdir):
+    # runs before the cube test below, which makes every downstream file out of date
+    acq = next(
+        iter(json.loads((workdir / "resources/tiny/inventory.json").read_text())["acquisitions"])
+    )
+    target = f"results/tiny/gapfill/filled/{acq}.tif"
+    (workdir / target).unlink()
+    out = run(workdir, "--dry-run", target)
+    assert job_counts(out) == {"predict_gapfill": 1}
 
 
 def test_asking_for_one_cube_reruns_only_that_cube(workdir):
