@@ -29,6 +29,7 @@ FEATURES = (
 
 def synthetic_cube(path: Path, size: int, seed: int = 0) -> None:
     """A one-acquisition lstfill cube of size² pixels: smooth random fields, ~40 % cloud."""
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
     import xarray as xr
     from scipy import ndimage
 
