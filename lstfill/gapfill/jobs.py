@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,9 @@ def train(
         "norm": norm,
         "patterns": (maps["pattern_night"], maps["pattern_day"]),
     }
+    _reset_stale_workdir(
+        workdir, {"dataset": norm.to_dict(), "features": features.to_dict(), **filler.hyper}
+    )
     result = filler.fit_samples(samples, workdir)
     series = load_cubes(cube_paths)
     split = json.loads(Path(split_path).read_text())
@@ -180,6 +184,19 @@ def train(
     state["extra"]["split"] = split
     save_checkpoint(checkpoint_out, **state)
     plot_training_curve(result.history, curve_out, title="gap-fill patch CNN")
+
+
+def _reset_stale_workdir(workdir: str | Path, fingerprint: dict[str, Any]) -> None:
+    """Empty the resume folder when it belongs to another dataset or architecture, so a rerun
+    resumes only the training it would otherwise repeat."""
+    workdir = Path(workdir)
+    stamp = workdir / "fingerprint.json"
+    text = json.dumps(fingerprint, sort_keys=True, default=str)
+    if workdir.exists() and (not stamp.exists() or stamp.read_text() != text):
+        log.info("%s holds training of another dataset or model; starting afresh", workdir)
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(text)
 
 
 def load_filler(checkpoint: str | Path) -> CnnFiller:
