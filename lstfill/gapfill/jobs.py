@@ -271,6 +271,19 @@ def _lst_err(cube: str | Path) -> np.ndarray | None:
         return np.asarray(ds["lst_err"].values[0], dtype=np.float32)
 
 
+def _finite(obj: Any) -> Any:
+    """`obj` with every non-finite float replaced by None, so the JSON is strict."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
 def evaluation_methods(
     series: LstSeries, filler: CnnFiller, train_index: np.ndarray, cfg: dict[str, Any]
 ) -> dict[str, Any]:
@@ -338,6 +351,6 @@ def evaluate_region(
     result["calibration"] = filler.calibration
     result["coverage_90"] = result["methods"]["model_cnn"].get("coverage_90")
     with atomic_output(metrics_out) as tmp:
-        tmp.write_text(json.dumps(result, indent=2, allow_nan=True))
+        tmp.write_text(json.dumps(_finite(result), indent=2, allow_nan=False))
     plot_evaluation(series, pairs, methods, result, figure_out)
     return result
