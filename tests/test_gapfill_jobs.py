@@ -288,6 +288,9 @@ def test_evaluate_region_metrics(region, tmp_path):
             assert np.isfinite(overall[key]), (name, key)
         assert 0 <= overall["rmse"] < 15, name
         assert overall["mae"] <= overall["rmse"] + 1e-9
+        test_blocks = res["subsets"]["test_blocks"]
+        assert 0 < test_blocks["n_pixels"] < overall["n"], name
+        assert test_blocks["n"] == test_blocks["n_pixels"]
     assert 0.0 <= m["coverage_90"] <= 1.0
     assert m["coverage_90"] == m["methods"]["model_cnn"]["coverage_90"]
     assert m["split"] == {k: split[k] for k in ("train", "val", "test")}

@@ -159,3 +159,30 @@ def test_evaluate_rejects_non_finite_hidden_predictions():
             size_edges_px=SIZE_EDGES,
             progress=False,
         )
+
+
+def test_evaluate_scores_subsets_on_their_hidden_pixels_only():
+    series = make_series()
+    original = series.lst.copy()
+
+    def left_wrong(s: LstSeries, t: int) -> FillResult:
+        out = original[t].copy()
+        out[:, :10] += 2.0  # 2 K off in the left half, exact in the right half
+        return FillResult(out)
+
+    right = np.zeros(series.grid.shape, dtype=bool)
+    right[:, 10:] = True
+    out = evaluate(
+        series,
+        [Pair(0, 2), Pair(0, 3)],
+        {"m": left_wrong},
+        dist_edges_m=DIST_EDGES,
+        size_edges_px=SIZE_EDGES,
+        subsets={"right": right, "left": ~right},
+        progress=False,
+    )
+    sub = out["methods"]["m"]["subsets"]
+    # donor 2 hides rows/cols 5..11 (cols 10, 11 on the right: 14 px); donor 3 cols 15.. (100 px)
+    assert sub["right"]["n_pixels"] == 14 + 100 and sub["right"]["rmse"] == 0
+    assert sub["left"]["n_pixels"] == 35 and sub["left"]["bias"] == pytest.approx(2.0)
+    assert out["methods"]["m"]["overall"]["n"] == 149

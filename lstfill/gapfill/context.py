@@ -4,11 +4,12 @@ Kustura et al.'s patch CNN predicts a pixel's LST from covariates alone, so ever
 about the day's weather must be added afterwards by a residual correction. This model instead
 receives, for the whole scene, what the acquisition itself shows: its visible LST as an anomaly
 from the pixel's persistent pattern (`History.pattern`), the visibility mask, multi-scale
-normalised-convolution interpolations of that anomaly (Knutsson & Westin 1993), the nearest
-earlier/later clear anomaly of each pixel from other acquisitions of the same day/night class,
-the pattern itself and the covariates of a `FeatureSet`. It predicts the standardised anomaly at
-every pixel; the LST is the scene offset (median visible LST minus pattern) plus the pattern plus
-the anomaly.
+normalised-convolution interpolations of that anomaly (Knutsson & Westin 1993), a per-scene
+ridge regression of the visible anomaly on the pattern and covariates (the day's own contrast
+and lapse rate), the nearest earlier/later clear anomaly of each pixel from other acquisitions
+of the same day/night class, the pattern itself and the covariates of a `FeatureSet`. It
+predicts the standardised anomaly at every pixel; the LST is the scene offset (median visible LST
+minus pattern) plus the pattern plus the anomaly.
 
 Why a mask channel and precomputed interpolations rather than partial convolutions (Liu et al.
 2018, "Image inpainting for irregular holes using partial convolutions"): the gaps here are large
@@ -20,8 +21,8 @@ covariates and the temporal neighbours. The mask channel tells it which inputs a
 
 Training imitates the evaluation protocol: a training acquisition's clear pixels are hidden under
 the real cloud mask of another acquisition (randomly flipped and shifted), and a Huber loss is
-taken on the hidden pixels (plus a small weight on the visible ones so that the output there stays
-close to the observation, which keeps a later residual correction harmless). Huber rather than
+taken on the hidden pixels (plus a small weight on the visible ones, so that the raw output is
+sensible there too; the product keeps the observations at visible pixels). Huber rather than
 L2 because MODIS/ECOSTRESS cloud masks miss some cloud edges, whose cold outliers should not
 dominate; rather than L1 because the evaluation scores RMSE.
 
@@ -159,7 +160,7 @@ class ContextConfig:
     neighbours: bool = True
     # Add a channel with a per-scene ridge regression of the visible anomaly on the pattern
     # and the numeric covariates (the day's own contrast and lapse rate).
-    scene_regression: bool = False
+    scene_regression: bool = True
     ridge: float = 1.0
     neighbour_tau_days: float = 3.0
     neighbour_max_days: float = 16.0

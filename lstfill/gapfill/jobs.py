@@ -24,7 +24,7 @@ from lstfill.gapfill.features import FeatureSet, History, check_features
 from lstfill.gapfill.protocol import evaluate, select_pairs
 from lstfill.gapfill.series import LstSeries, load_cubes, load_series
 from lstfill.io import atomic_output, write_cog
-from lstfill.splits import TRAIN, VAL, split_blocks, split_dates, window_inside
+from lstfill.splits import TEST, TRAIN, VAL, split_blocks, split_dates, window_inside
 from lstfill.training import load_checkpoint, plot_training_curve, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -316,7 +316,8 @@ def evaluate_region(
 ) -> dict[str, Any]:
     """Artificial-gap evaluation on the test days: real cloud masks of other acquisitions hide
     clear pixels of each test acquisition; the CNN and the baselines are scored on exactly those
-    hidden pixels. Writes metrics.json and the figure."""
+    hidden pixels, overall and (`subsets.test_blocks`) on the hidden pixels of the test blocks,
+    where no training or validation patch lay. Writes metrics.json and the figure."""
     from lstfill.gapfill.figures import plot_evaluation
 
     series = load_cubes(cube_paths)
@@ -346,6 +347,7 @@ def evaluate_region(
             methods,
             dist_edges_m=ev["distance_edges_m"],
             size_edges_px=ev["gap_size_edges_px"],
+            subsets={"test_blocks": block_map(series, split) == TEST},
         )
     result["split"] = {k: split[k] for k in ("train", "val", "test")}
     result["calibration"] = filler.calibration

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +119,7 @@ class PairScore:
     distance_m: np.ndarray  # distance of each hidden pixel to the nearest visible pixel
     gap_size_px: np.ndarray  # area of the gap component each hidden pixel belongs to
     halfwidth90: np.ndarray | None = None  # 90 % interval half-width at the hidden pixels
+    subsets: dict[str, np.ndarray] | None = None  # membership of each hidden pixel per subset
 
     @property
     def errors(self) -> np.ndarray:
@@ -165,7 +166,8 @@ def summarise(
     scores: Sequence[PairScore], dist_edges_m: Sequence[float], size_edges_px: Sequence[float]
 ) -> dict[str, Any]:
     """Pooled metrics over all hidden pixels of all pairs, stratified by distance to the nearest
-    visible pixel and by gap size, and the mean/median over pairs of the per-pair metrics."""
+    visible pixel and by gap size, and the mean/median over pairs of the per-pair metrics; plus
+    pooled metrics on each named pixel subset the scores carry (`PairScore.subsets`)."""
     if not scores:
         return {"overall": regression_metrics(np.empty(0), np.empty(0)), "n_pairs": 0}
     pred = np.concatenate([s.pred for s in scores])
@@ -188,6 +190,15 @@ def summarise(
         out["halfwidth90_mean"] = _stat(hw.tolist(), np.mean)
     out["by_distance"] = binned_metrics(pred, truth, dist, dist_edges_m)
     out["by_gap_size"] = binned_metrics(pred, truth, size, size_edges_px)
+    names = scores[0].subsets or {}
+    if names:
+        out["subsets"] = {}
+        for key in names:
+            sel = np.concatenate([s.subsets[key] for s in scores])  # type: ignore[index]
+            out["subsets"][key] = {
+                **regression_metrics(pred[sel], truth[sel]),
+                "n_pixels": int(sel.sum()),
+            }
     return out
 
 
@@ -198,9 +209,13 @@ def evaluate(
     *,
     dist_edges_m: Sequence[float],
     size_edges_px: Sequence[float],
+    subsets: Mapping[str, np.ndarray] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run every method on every pair and summarise each method's scores.
+
+    `subsets` names boolean pixel maps (for example the test blocks of a spatial split); each
+    method is also scored on the hidden pixels inside each of them.
 
     Pairs with no hidden pixel are skipped. Raises LstfillError naming the method when it leaves
     a hidden land pixel non-finite (a filled product must cover every land pixel).
@@ -234,7 +249,10 @@ def evaluate(
                     f"method {name!r} left {bad} hidden land pixels non-finite on target "
                     f"{series.ids[t]} (donor {series.ids[d]})"
                 )
-            scores[name].append(score_pair(series.lst[t], result, hidden, visible, res_m))
+            score = score_pair(series.lst[t], result, hidden, visible, res_m)
+            if subsets:
+                score.subsets = {k: np.asarray(m, dtype=bool)[hidden] for k, m in subsets.items()}
+            scores[name].append(score)
         used.append({"target": series.ids[t], "donor": series.ids[d], "n_hidden": n_hidden})
         n_hidden_total += n_hidden
     summaries = {}
