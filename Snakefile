@@ -1,6 +1,6 @@
 # lstfill: gap-free, high-resolution land surface temperature.
 # Phases: acquire (raw provider files) -> prepare (aligned NetCDF datacubes) -> gapfill
-# (patch CNN, filled COGs, evaluation) -> report.
+# (patch CNN, filled COGs, evaluation), superres (MODIS 1 km -> 250 m) -> report.
 # Run `snakemake --cores all`; ask for one file by its path to rebuild only what it needs.
 
 import sys
@@ -27,6 +27,7 @@ include: "rules/common.smk"
 include: "rules/acquire.smk"
 include: "rules/prepare.smk"
 include: "rules/gapfill.smk"
+include: "rules/superres.smk"
 include: "rules/report.smk"
 
 

@@ -40,10 +40,12 @@ def fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -
     schema = _resolve(schema, root)
     if not isinstance(instance, dict):
         return
-    for name, sub in schema.get("properties", {}).items():
-        sub = _resolve(sub, root)
-        if name not in instance and "default" in sub:
-            instance[name] = copy.deepcopy(sub["default"])
+    for name, raw in schema.get("properties", {}).items():
+        sub = _resolve(raw, root)
+        # a default beside a $ref (a job's own training defaults) overrides the ref's
+        source = raw if "default" in raw else sub
+        if name not in instance and "default" in source:
+            instance[name] = copy.deepcopy(source["default"])
         if name in instance:
             fill_defaults(instance[name], sub, root)
     extra = schema.get("additionalProperties")

@@ -98,6 +98,17 @@ def build_inventory(
     }
 
 
+def modis_days(inv: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """{YYYYMMDD: {"MOD11A1": path, "MOD09GQ": path}} for days with both products (the last
+    granule of a day wins when a tile was reprocessed)."""
+    by_day: dict[str, dict[str, str]] = {}
+    for product, paths in inv.get("modis", {}).items():
+        for path in sorted(paths):
+            info = modis.parse_granule_name(Path(path).name)
+            by_day.setdefault(info["date"].strftime("%Y%m%d"), {})[product] = path
+    return {d: f for d, f in sorted(by_day.items()) if {"MOD11A1", "MOD09GQ"} <= set(f)}
+
+
 def _iso(t: Any) -> str:
     return np.datetime_as_string(np.datetime64(t, "s")) + "+00:00"
 

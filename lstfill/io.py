@@ -7,6 +7,7 @@ name in the destination folder and renames it into place only once the file is c
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -134,3 +135,25 @@ def write_cog(
             if mem_path.exists():
                 mem_path.unlink()
     return path
+
+
+def json_ready(obj: Any) -> Any:
+    """`obj` with every non-finite float replaced by None and numpy scalars as Python ones, so
+    the JSON is strict."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, float | np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write `obj` as strict, indented JSON (non-finite numbers as null), atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(json_ready(obj), indent=2, allow_nan=False))
+    return Path(path)
+

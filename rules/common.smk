@@ -4,6 +4,7 @@
 from lstfill.config import validate_config
 from lstfill.inventory import (
     inca_files_for,
+    modis_days,
     parse_acquisition_id,
     read_inventory,
     s2_scenes_near,
@@ -15,6 +16,8 @@ config.update(validate_config(config))
 wildcard_constraints:
     region=r"[A-Za-z0-9_-]+",
     date=r"\d{8}T\d{6}",
+    day=r"\d{8}",
+    variant=r"sifnn[12]",
     scene=r"S2[ABCD]_MSIL2A_[0-9T]+_N[0-9]{4}_R[0-9]{3}_T[0-9A-Z]{5}_[0-9T]+",
 
 
@@ -34,6 +37,16 @@ GAPFILL_WORKDIR = "results/{region}/gapfill/model/cnn_training"
 GAPFILL_PRODUCT = "results/{region}/gapfill/filled/{date}.tif"
 GAPFILL_METRICS = "results/{region}/gapfill/metrics.json"
 GAPFILL_FIGURE = "results/{region}/gapfill/evaluation.png"
+SR_SCENE = "results/{region}/superres/scenes/{day}.nc"
+SR_DATASET = "results/{region}/superres/dataset/patches.nc"
+SR_SPLIT = "results/{region}/superres/dataset/split.json"
+SR_MODEL = "results/{region}/superres/model/{variant}.pt"
+SR_CURVE = "results/{region}/superres/model/{variant}_training_curve.png"
+SR_WORKDIR = "results/{region}/superres/model/{variant}_training"
+SR_PRODUCT = "results/{region}/superres/sharpened/{variant}/{day}.tif"
+SR_METRICS = "results/{region}/superres/metrics.json"
+SR_FIGURE = "results/{region}/superres/evaluation.png"
+SR_TRUTH = "resources/{region}/truth/modis/{day}_LST_250m_truth.tif"
 
 
 def log_path(rule_name, pattern=""):
@@ -86,9 +99,34 @@ def region_cubes(wildcards):
     return expand(CUBE, region=wildcards.region, date=acquisitions(wildcards.region))
 
 
+def region_modis_days(region):
+    """Days with both MODIS products in the region's inventory (YYYYMMDD)."""
+    path = checkpoints.acquire_raw.get(region=region).output.inventory
+    return list(modis_days(read_inventory(path)))
+
+
+def modis_granules(wildcards):
+    """The MOD11A1 and MOD09GQ granules of the {day} wildcard."""
+    return modis_days(region_inventory(wildcards))[wildcards.day]
+
+
+def region_sr_scenes(wildcards):
+    return expand(SR_SCENE, region=wildcards.region, day=region_modis_days(wildcards.region))
+
+
+def region_sr_truth(wildcards):
+    """The demo's fine truth of every MODIS day (only the demo source has one)."""
+    return expand(SR_TRUTH, region=wildcards.region, day=region_modis_days(wildcards.region))
+
+
+def sr_models(wildcards):
+    return expand(SR_MODEL, region=wildcards.region, variant=list(config["superres"]["variants"]))
+
+
 def all_targets(wildcards):
     """Every region's cube table and figure, one quicklook and one gap-filled product per
-    acquisition, and the gap-fill evaluation."""
+    acquisition, the gap-fill evaluation, and, where MODIS is available, one sharpened product
+    per variant and day (plus the super-resolution evaluation where a fine truth exists)."""
     targets = []
     for region in config["regions"]:
         dates = acquisitions(region)
@@ -96,7 +134,20 @@ def all_targets(wildcards):
         targets += expand(QUICKLOOK, region=region, date=dates)
         targets += expand([GAPFILL_METRICS, GAPFILL_FIGURE, GAPFILL_CURVE], region=region)
         targets += expand(GAPFILL_PRODUCT, region=region, date=dates)
+        days = region_modis_days(region)
+        if days:
+            variants = list(config["superres"]["variants"])
+            targets += expand(SR_CURVE, region=region, variant=variants)
+            targets += expand(SR_PRODUCT, region=region, variant=variants, day=days)
+            if config["regions"][region]["source"] == "demo":
+                targets += expand([SR_METRICS, SR_FIGURE], region=region)
     return targets
+
+
+def subconfig(section, *keys):
+    """The named keys of a config section: a rule's params hold only what its output depends
+    on, so changing another key of the section does not rerun it."""
+    return {key: config[section][key] for key in keys}
 
 
 def region_config(wildcards):

@@ -1,8 +1,9 @@
 """The Snakemake workflow end to end on a tiny demo region, run in a temporary directory.
 
 Checks that every acquisition gets a cube, a quicklook and a gap-filled product, that the
-gap-fill evaluation is written, that asking for one cube or one product by its path reruns only
-what it needs, and that the report builds.
+gap-fill evaluation is written, that every MODIS day gets a sharpened product and the
+super-resolution evaluation is written, that asking for one cube or one product by its path
+reruns only what it needs, and that the report builds.
 """
 
 import json
@@ -33,7 +34,7 @@ TINY = {
                 "n_overpasses": 6,
                 "s2_revisit_days": 4,
                 "modis_size_km": 12,
-                "modis_every_days": 4,
+                "modis_every_days": 2,
                 "clear_fraction": 0.34,
             },
         }
@@ -49,6 +50,19 @@ TINY = {
         "training": {"epochs": 2, "learning_rate": 0.003},
         "mc_passes": 2,
         "evaluation": {"max_pairs": 4, "hgb_max_iter": 20},
+    },
+    "superres": {
+        "patch_size": 8,
+        "stride": 4,
+        "max_invalid_lst": 0.5,
+        "max_invalid_ndvi": 0.5,
+        "split": {"val_days": 1, "test_days": 1, "min_valid_test": 0.0},
+        "crop": None,
+        "model": {"channels": [8, 16, 32]},
+        "variants": {"sifnn1": {"alpha": 0.99, "gamma": -0.5}},
+        "training": {"epochs": 1, "batch_size": 4},
+        "tiles": {"tile": 8, "overlap": 2},
+        "baselines": {"dms_estimators": 2},
     },
 }
 
@@ -106,6 +120,25 @@ def test_gapfill_products_and_metrics(workdir):
     }
     assert metrics["n_hidden_pixels"] > 0
     assert 0.0 <= metrics["coverage_90"] <= 1.0
+
+
+def test_superres_products_and_metrics(workdir):
+    days = sorted(p.stem for p in (workdir / "results/tiny/superres/scenes").glob("*.nc"))
+    assert len(days) == 4
+    for day in days:
+        assert (workdir / f"results/tiny/superres/sharpened/sifnn1/{day}.tif").stat().st_size > 500
+    metrics = json.loads((workdir / "results/tiny/superres/metrics.json").read_text())
+    assert set(metrics["methods"]) == {
+        "model_sifnn1",
+        "baseline_bicubic",
+        "baseline_tsharp",
+        "baseline_dms",
+    }
+    assert metrics["methods"]["model_sifnn1"]["rmse"] < 10
+    target = f"results/tiny/superres/sharpened/sifnn1/{days[0]}.tif"
+    (workdir / target).unlink()
+    assert job_counts(run(workdir, "--dry-run", target)) == {"predict_superres": 1}
+    run(workdir, target)
 
 
 def test_asking_for_one_product_reruns_only_its_prediction(workdir):

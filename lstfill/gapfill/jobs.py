@@ -23,7 +23,7 @@ from lstfill.gapfill.dataset import fit_normaliser, read_patches, sample_patches
 from lstfill.gapfill.features import FeatureSet, History, check_features
 from lstfill.gapfill.protocol import evaluate, select_pairs
 from lstfill.gapfill.series import LstSeries, load_cubes, load_series
-from lstfill.io import atomic_output, write_cog
+from lstfill.io import atomic_output, write_cog, write_json
 from lstfill.splits import TEST, TRAIN, VAL, split_blocks, split_dates, window_inside
 from lstfill.training import load_checkpoint, plot_training_curve, save_checkpoint
 
@@ -271,19 +271,6 @@ def _lst_err(cube: str | Path) -> np.ndarray | None:
         return np.asarray(ds["lst_err"].values[0], dtype=np.float32)
 
 
-def _finite(obj: Any) -> Any:
-    """`obj` with every non-finite float replaced by None, so the JSON is strict."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float | np.floating):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
 def evaluation_methods(
     series: LstSeries, filler: CnnFiller, train_index: np.ndarray, cfg: dict[str, Any]
 ) -> dict[str, Any]:
@@ -352,7 +339,6 @@ def evaluate_region(
     result["split"] = {k: split[k] for k in ("train", "val", "test")}
     result["calibration"] = filler.calibration
     result["coverage_90"] = result["methods"]["model_cnn"].get("coverage_90")
-    with atomic_output(metrics_out) as tmp:
-        tmp.write_text(json.dumps(_finite(result), indent=2, allow_nan=False))
+    write_json(metrics_out, result)
     plot_evaluation(series, pairs, methods, result, figure_out)
     return result

@@ -583,7 +583,7 @@ def write_modis(
         refl = reflectance(surf, day)
         red = np.where(cloud, 0.35 + 0.25 * cover, refl["B04"]) + rng.normal(0, 0.003, g250.shape)
         nir = np.where(cloud, 0.40 + 0.25 * cover, refl["B08"]) + rng.normal(0, 0.003, g250.shape)
-        qc250 = np.where(cloud, 1, 0).astype(np.uint16)
+        qc250 = np.where(cloud, 2, 0).astype(np.uint16)  # MODLAND QA 2: not produced, cloud
         modis.write_mod09gq(
             folder / modis.granule_name("MOD09GQ", day, h, v, prod_time=prod),
             day,

@@ -1,0 +1,162 @@
+"""TsHARP / DisTrad: thermal sharpening by a scene-wide linear LST-vegetation relation.
+
+Kustas, Norman, Anderson & French (2003), "Estimating subpixel surface temperatures and energy
+fluxes from the vegetation index-radiometric temperature relationship", Remote Sens. Environ.
+85:429-440 (DisTrad); Agam, Kustas, Anderson, Li & Neale (2007), "A vegetation index based
+technique for spatial sharpening of thermal imagery", Remote Sens. Environ. 107:545-558 (TsHARP).
+
+A line LST = a0 + a1 * basis is fitted between coarse LST and the block-aggregated basis
+(NDVI, or fractional cover derived from it), evaluated on the fine basis, and the coarse
+residual of the fit is added back block-wise so the output aggregates to the coarse input.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+
+from lstfill.baselines.bicubic import (
+    _blocks,
+    block_mean,
+    block_mean_t4,
+    check_coarse,
+    check_factor,
+    check_fine_shape,
+)
+
+Basis = Literal["ndvi", "fc"]
+Aggregate = Literal["mean", "t4"]
+
+# Exponent of the fractional-cover relation used by Agam et al. (2007), after Choudhury (1994).
+FC_EXPONENT = 0.625
+
+
+def fractional_cover(
+    ndvi: np.ndarray, lower_pct: float = 2.0, upper_pct: float = 98.0
+) -> np.ndarray:
+    """Fractional vegetation cover f_c = 1 - ((NDVI_max - NDVI)/(NDVI_max - NDVI_min))^0.625.
+
+    NDVI_min/NDVI_max are the scene's 2nd/98th NDVI percentiles (bare soil / full cover); the
+    scaled NDVI is clipped to [0, 1], so f_c is in [0, 1]. NaN stays NaN.
+    """
+    ndvi = np.asarray(ndvi, dtype=np.float64)
+    if not np.isfinite(ndvi).any():
+        return np.full(ndvi.shape, np.nan, np.float32)
+    lo, hi = np.nanpercentile(ndvi, [lower_pct, upper_pct])
+    span = max(hi - lo, 1e-6)
+    ratio = np.clip((hi - ndvi) / span, 0.0, 1.0)
+    return (1.0 - ratio**FC_EXPONENT).astype(np.float32)
+
+
+def _fine_basis(
+    ndvi_fine: np.ndarray, lst_shape: tuple[int, int], factor: int, basis: Basis
+) -> np.ndarray:
+    """Validate the fine NDVI and return the fine basis (NDVI or f_c) as float32 (H, W)."""
+    ndvi = np.asarray(ndvi_fine, dtype=np.float32)
+    if ndvi.ndim != 2:
+        raise ValueError(f"fine NDVI must be 2-D (H, W), got shape {ndvi.shape}")
+    check_fine_shape(ndvi.shape, lst_shape, factor, "fine NDVI")
+    if basis == "ndvi":
+        return ndvi
+    if basis == "fc":
+        return fractional_cover(ndvi)
+    raise ValueError(f"basis must be 'ndvi' or 'fc', got {basis!r}")
+
+
+def _fit_line(
+    lst_c: np.ndarray, basis_fine: np.ndarray, factor: int, min_t: float, homogeneous_share: float
+) -> tuple[float, float]:
+    """Least-squares line through (block-mean basis, coarse LST) of the usable coarse pixels.
+
+    Usable: finite LST >= min_t and a fully valid basis block; of these, only the
+    `homogeneous_share` with the lowest within-block basis CV (std / |mean|) are kept.
+    """
+    if not 0.0 < homogeneous_share <= 1.0:
+        raise ValueError(f"homogeneous_share must be in (0, 1], got {homogeneous_share}")
+    blocks = _blocks(basis_fine, factor)
+    basis_c = blocks.mean(axis=(-3, -1), dtype=np.float64)
+    usable = np.isfinite(lst_c) & (lst_c >= min_t) & np.isfinite(basis_c)
+    x, y = basis_c[usable], lst_c[usable]
+    if homogeneous_share < 1.0 and x.size:
+        std = blocks.std(axis=(-3, -1), dtype=np.float64)[usable]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cv = np.where(np.abs(x) > 0, std / np.abs(x), np.inf)
+        keep = np.argsort(cv, kind="stable")[: max(2, math.ceil(homogeneous_share * x.size))]
+        x, y = x[keep], y[keep]
+    if x.size < 2 or np.ptp(x) == 0:
+        raise ValueError(
+            f"TsHARP needs at least 2 usable coarse pixels with distinct basis values, "
+            f"got {x.size} (finite LST >= {min_t} K and a fully valid basis block)"
+        )
+    a1, a0 = np.polyfit(x, y, 1)
+    return float(a0), float(a1)
+
+
+def fit_tsharp(
+    lst_coarse: np.ndarray,
+    ndvi_fine: np.ndarray,
+    factor: int,
+    *,
+    basis: Basis = "ndvi",
+    min_t: float = 270.0,
+    homogeneous_share: float = 1.0,
+) -> tuple[float, float]:
+    """Fit the TsHARP line LST_c = a0 + a1 * basis_c on the coarse grid; return (a0, a1)."""
+    lst_c = check_coarse(lst_coarse)
+    factor = check_factor(factor)
+    basis_fine = _fine_basis(ndvi_fine, lst_c.shape, factor, basis)
+    return _fit_line(lst_c, basis_fine, factor, min_t, homogeneous_share)
+
+
+def _t4_offsets(
+    pred: np.ndarray, target: np.ndarray, factor: int, iterations: int = 4
+) -> np.ndarray:
+    """Per-block offsets d with ((mean (pred + d)^4))^(1/4) = target (Newton's method)."""
+    blocks = _blocks(pred.astype(np.float64), factor)
+    finite = np.isfinite(blocks)
+    count = finite.sum(axis=(-3, -1))
+    vals = np.where(finite, blocks, 0.0)
+    offset = target - block_mean_t4(pred, factor, min_valid=1e-9).astype(np.float64)
+    target4 = target**4
+    for _ in range(iterations):
+        shifted = vals + offset[:, None, :, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = np.where(finite, shifted**4, 0.0).sum(axis=(-3, -1)) / count - target4
+            df = 4.0 * np.where(finite, shifted**3, 0.0).sum(axis=(-3, -1)) / count
+            offset = offset - f / df
+    return offset
+
+
+def tsharp(
+    lst_coarse: np.ndarray,
+    ndvi_fine: np.ndarray,
+    factor: int,
+    *,
+    basis: Basis = "ndvi",
+    min_t: float = 270.0,
+    aggregate: Aggregate = "mean",
+    homogeneous_share: float = 1.0,
+) -> np.ndarray:
+    """Sharpen coarse LST (h, w) with fine NDVI (H, W) by TsHARP; return float32 (H, W) in K.
+
+    The residual T_c - (a0 + a1 * basis_c) is added uniformly over each block, so the block
+    aggregate of the output over its valid pixels equals the coarse input exactly: the plain
+    mean for aggregate="mean" (the published method), (mean T^4)^(1/4) for aggregate="t4".
+    Coarse pixels below `min_t` (likely cloud-contaminated) are left out of the fit but still
+    sharpened. NaN where the fine NDVI or the coarse LST is NaN.
+    """
+    lst_c = check_coarse(lst_coarse)
+    factor = check_factor(factor)
+    basis_fine = _fine_basis(ndvi_fine, lst_c.shape, factor, basis)
+    a0, a1 = _fit_line(lst_c, basis_fine, factor, min_t, homogeneous_share)
+    pred = (a0 + a1 * basis_fine.astype(np.float64)).astype(np.float32)
+    if aggregate == "mean":
+        offset = lst_c - block_mean(pred, factor, min_valid=1e-9).astype(np.float64)
+    elif aggregate == "t4":
+        offset = _t4_offsets(pred, lst_c, factor)
+    else:
+        raise ValueError(f"aggregate must be 'mean' or 't4', got {aggregate!r}")
+    fine_offset = np.repeat(np.repeat(offset, factor, axis=0), factor, axis=1)
+    return (pred + fine_offset).astype(np.float32)

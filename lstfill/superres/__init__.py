@@ -1,0 +1,1 @@
+"""Super-resolution of coarse LST with fine NDVI guidance (SIF-NN-SR) and its evaluation."""

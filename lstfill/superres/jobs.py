@@ -1,0 +1,252 @@
+"""The super-resolution job as the workflow runs it: day scenes, dataset, training, products and
+the evaluation against a fine truth, each a function of files and the `superres` config."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lstfill.baselines import bicubic, dms, tsharp
+from lstfill.errors import InputError
+from lstfill.io import atomic_output, read_raster, write_cog, write_json
+from lstfill.superres import data
+from lstfill.superres.model import LossConfig
+from lstfill.superres.quality import quality_metrics
+from lstfill.superres.sharpen import Sharpener, TileConfig, energy_residual
+from lstfill.training import TrainConfig, plot_training_curve
+
+log = logging.getLogger(__name__)
+Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def build_scene(lst_path: str | Path, refl_path: str | Path, out: str | Path, cfg: dict) -> Path:
+    """MOD11A1 + MOD09GQ granules of one day -> day-scene NetCDF."""
+    scene = data.build_day_scene(
+        lst_path,
+        refl_path,
+        max_lst_error_k=cfg["max_lst_error_k"],
+        max_modland_qa=cfg["max_modland_qa"],
+    )
+    return data.write_day_scene(scene, out)
+
+
+def build_dataset(
+    scene_paths: Sequence[str | Path], cfg: dict, patches_out: str | Path, split_out: str | Path
+) -> dict[str, Any]:
+    """Split the days, cut clean patch pairs, normalise on the training patches; write both."""
+    scenes = [data.read_day_scene(p) for p in scene_paths]
+    sp = cfg["split"]
+    counts = [
+        len(
+            data.cut_patches(
+                s, cfg["patch_size"], cfg["stride"], cfg["max_invalid_lst"], cfg["max_invalid_ndvi"]
+            )[0]
+        )
+        for s in scenes
+    ]
+    split = data.split_days(
+        [s.date for s in scenes],
+        [float(np.isfinite(s.lst).mean()) for s in scenes],
+        counts,
+        n_val=sp["val_days"],
+        n_test=sp["test_days"],
+        min_valid_test=sp["min_valid_test"],
+        seed=sp["seed"],
+    )
+    pairs = data.build_patch_pairs(scenes, split, cfg)
+    norm = data.normalisation(pairs)
+    if len(pairs.subset(data.VAL)) == 0:
+        raise InputError(
+            split_out,
+            f"no clean patch on the validation days {split['val']}: relax "
+            "superres.max_invalid_lst or lower superres.patch_size",
+        )
+    data.write_patch_pairs(pairs, norm, patches_out)
+    counts = {k: int((pairs.split == v).sum()) for k, v in data.SPLIT_CODES.items()}
+    info = {**split, "patches": counts, "factor": pairs.factor}
+    with atomic_output(split_out) as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
+    log.info("superres dataset: %s patches (train/val/test)", counts)
+    return info
+
+
+def sharpener_from_config(cfg: dict, variant: str, factor: int) -> Sharpener:
+    """An untrained Sharpener for `variant` of the `superres` config."""
+    if variant not in cfg["variants"]:
+        raise InputError("superres.variants", f"has no variant {variant!r}")
+    loss = LossConfig(variant=variant, mtf=cfg["psf_mtf"], **cfg["variants"][variant])
+    model = cfg["model"]
+    return Sharpener(
+        loss,
+        factor,
+        tuple(model["channels"]),
+        model["residual"],
+        tiles=TileConfig(**cfg["tiles"]),
+    )
+
+
+def train(
+    patches: str | Path,
+    cfg: dict,
+    variant: str,
+    checkpoint_out: str | Path,
+    curve_out: str | Path,
+    workdir: str | Path,
+    progress: bool = True,
+) -> Sharpener:
+    """Train one variant (resuming from `workdir`) and write its checkpoint and curve."""
+    pairs, norm = data.read_patch_pairs(patches)
+    model = sharpener_from_config(cfg, variant, pairs.factor)
+    train_cfg = TrainConfig.from_dict(cfg["training"])
+    result = model.fit(pairs, norm, train_cfg, workdir, crop=cfg["crop"], progress=progress)
+    model.save(checkpoint_out, {"superres": cfg}, {"best_epoch": result.best_epoch})
+    plot_training_curve(result.history, curve_out, title=f"SIF-NN-SR {variant}")
+    return model
+
+
+def write_product(
+    scene_path: str | Path, checkpoint: str | Path, out: str | Path, device: str = "auto"
+) -> float:
+    """Sharpen one day scene to a 250 m COG; returns (and tags) the energy-conservation
+    residual: RMS of the PSF-degraded product minus the coarse input (K)."""
+    scene = data.read_day_scene(scene_path)
+    model = Sharpener.load(checkpoint)
+    if model.factor != scene.factor:
+        raise InputError(
+            checkpoint,
+            f"was trained for factor {model.factor}, the scene {scene_path} has {scene.factor}",
+        )
+    if not np.isfinite(scene.lst).any():
+        raise InputError(scene_path, "has no valid LST pixel to sharpen")
+    fine = model.predict(scene.lst, scene.ndvi, device)
+    resid = energy_residual(fine, scene.lst, scene.factor, model.loss_cfg.mtf)
+    write_cog(
+        out,
+        fine,
+        scene.fine_transform,
+        scene.crs,
+        nodata=float("nan"),
+        tags={
+            "date": scene.date.isoformat(),
+            "units": "K",
+            "method": f"SIF-NN-SR {model.loss_cfg.variant}",
+            "energy_residual_rms_k": f"{resid:.4f}",
+        },
+        band_names=["lst"],
+    )
+    log.info("%s: energy-conservation residual %.3f K", out, resid)
+    return resid
+
+
+def baseline_methods(cfg: dict, factor: int) -> dict[str, Method]:
+    """The classical baselines with the model's inputs: coarse LST and fine NDVI."""
+    b = cfg["baselines"]
+    return {
+        "baseline_bicubic": lambda lst, ndvi: bicubic(lst, factor),
+        "baseline_tsharp": lambda lst, ndvi: tsharp(
+            lst, ndvi, factor, basis=b["tsharp_basis"], min_t=b["min_t"]
+        ),
+        "baseline_dms": lambda lst, ndvi: dms(
+            lst,
+            ndvi,
+            factor,
+            n_estimators=b["dms_estimators"],
+            moving_window=b["dms_moving_window"],
+        ),
+    }
+
+
+def _mean(values: list[float]) -> float:
+    v = [x for x in values if math.isfinite(x)]
+    return float(np.mean(v)) if v else math.nan
+
+
+def evaluate(
+    scene_paths: Sequence[str | Path],
+    truth_paths: Sequence[str | Path],
+    split_path: str | Path,
+    checkpoints: dict[str, str | Path],
+    cfg: dict,
+    metrics_out: str | Path,
+    figure_out: str | Path,
+) -> dict[str, Any]:
+    """Every model and baseline on the test days of the split, scored against the fine truth on
+    the same pixels (valid in every product and in the truth). `truth_paths[i]` is the truth of
+    `scene_paths[i]`. Writes metrics.json and a figure."""
+    from lstfill.superres.figures import plot_comparison
+
+    if len(scene_paths) != len(truth_paths):
+        raise ValueError("one truth raster per scene is needed")
+    test_days = set(json.loads(Path(split_path).read_text())["test"])
+    chosen = [
+        (s, t)
+        for s, t in zip(scene_paths, truth_paths, strict=True)
+        if data.read_day_scene(s).date.isoformat() in test_days
+    ]
+    if not chosen:
+        raise InputError(split_path, f"none of its test days {sorted(test_days)} has a scene")
+    models = {f"model_{name}": Sharpener.load(path) for name, path in checkpoints.items()}
+    per_day: list[dict[str, Any]] = []
+    shown: dict[str, np.ndarray] | None = None
+    for scene_path, truth_path in chosen:
+        scene = data.read_day_scene(scene_path)
+        truth, _, _, _, _ = read_raster(truth_path)
+        if truth.shape != scene.ndvi.shape:
+            raise InputError(
+                truth_path,
+                f"shape {truth.shape} is not the scene's fine grid "
+                f"{scene.ndvi.shape} ({scene_path})",
+            )
+        methods: dict[str, Method] = {
+            name: (lambda lst, ndvi, m=m: m.predict(lst, ndvi)) for name, m in models.items()
+        }
+        methods.update(baseline_methods(cfg, scene.factor))
+        outputs = {name: fn(scene.lst, scene.ndvi) for name, fn in methods.items()}
+        mask = np.isfinite(truth) & np.all([np.isfinite(o) for o in outputs.values()], axis=0)
+        if not mask.any():
+            log.warning("%s: no pixel valid in every product; skipped", scene_path)
+            continue
+        bic = outputs["baseline_bicubic"]
+        day = {"date": scene.date.isoformat(), "n": int(mask.sum()), "methods": {}}
+        for name, out in outputs.items():
+            q = quality_metrics(out, truth, bicubic=bic, mask=mask)
+            q["energy_residual_rms_k"] = energy_residual(
+                out, scene.lst, scene.factor, cfg["psf_mtf"]
+            )
+            day["methods"][name] = q
+        per_day.append(day)
+        if shown is None or mask.sum() > shown["_n"]:
+            shown = {"_n": mask.sum(), "truth": truth, "lst": scene.lst, **outputs}
+    if not per_day:
+        raise InputError(
+            scene_paths[0] if scene_paths else "superres", "no test day has pixels to score"
+        )
+    names = list(per_day[0]["methods"])
+    keys = [k for k in per_day[0]["methods"][names[0]] if k != "n"]
+    summary = {
+        name: {
+            **{k: _mean([d["methods"][name][k] for d in per_day]) for k in keys},
+            "n_pixels": int(sum(d["n"] for d in per_day)),
+        }
+        for name in names
+    }
+    result = {
+        "split": json.loads(Path(split_path).read_text()),
+        "protocol": "Each test day's coarse LST (with its cloud gaps) and fine NDVI are sharpened "
+        "by every method; metrics compare with the fine truth on pixels valid in every product, "
+        "averaged over the test days. frr: share of the spectral energy bicubic loses that the "
+        "method recovers. energy_residual_rms_k: PSF-degraded product minus the coarse input.",
+        "n_days": len(per_day),
+        "methods": summary,
+        "days": per_day,
+    }
+    write_json(metrics_out, result)
+    assert shown is not None
+    plot_comparison(shown, figure_out)
+    return result
