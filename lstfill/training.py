@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import math
 import random
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -531,6 +533,29 @@ def _check_fingerprint(stored: Mapping[str, Any], cfg: TrainConfig, workdir: Pat
             f"{workdir} holds a training run made with other options ({details}); "
             f"delete the folder {workdir} to train afresh"
         )
+
+
+def reset_stale_workdir(workdir: str | Path, fingerprint: dict[str, Any]) -> None:
+    """Empty a resume folder that belongs to another dataset, model or training config, so that
+    a rerun after a config change trains afresh and a rerun after an interruption resumes.
+
+    A `training` entry of the fingerprint is compared without `epochs` (raising the epochs
+    continues a finished run, as `fit` allows).
+    """
+    workdir = Path(workdir)
+    stamp = workdir / "fingerprint.json"
+    fingerprint = dict(fingerprint)
+    training = fingerprint.get("training")
+    if isinstance(training, Mapping):
+        fingerprint["training"] = {k: v for k, v in training.items() if k != "epochs"}
+    text = json.dumps(fingerprint, sort_keys=True, default=str)
+    if workdir.exists() and (not stamp.exists() or stamp.read_text() != text):
+        logging.getLogger("lstfill.training").info(
+            "%s holds training of another dataset or model; starting afresh", workdir
+        )
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(text)
 
 
 def plot_training_curve(history: list[dict[str, float]], path: str | Path, title: str = "") -> None:

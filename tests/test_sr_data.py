@@ -170,3 +170,22 @@ def test_evaluate_scores_every_method_on_the_same_pixels(sr_region, tmp_path):
     assert m["methods"]["baseline_tsharp"]["rmse"] < 0.6 * m["methods"]["baseline_bicubic"]["rmse"]
     assert m["methods"]["baseline_bicubic"]["frr"] == pytest.approx(0.0, abs=1e-9)
     assert res["n_days"] == 1 and (tmp_path / "fig.png").stat().st_size > 1000
+
+
+def test_all_cloud_day_gets_an_empty_product_and_bad_inputs_name_the_file(sr_region, tmp_path):
+    scene = data.read_day_scene(sr_region["scenes"][0])
+    scene.lst[:] = np.nan
+    cloudy = data.write_day_scene(scene, tmp_path / "cloudy.nc")
+    out = tmp_path / "cloudy.tif"
+    assert np.isnan(jobs.write_product(cloudy, sr_region["root"] / "m.pt", out))
+    with rasterio.open(out) as src:
+        assert np.isnan(src.read(1)).all()
+    (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="corrupt.pt"):
+        jobs.write_product(sr_region["scenes"][0], tmp_path / "corrupt.pt", tmp_path / "x.tif")
+    assert not (tmp_path / "x.tif").exists()
+    broken = tmp_path / "MOD11A1.A2023182.h18v04.061.2023183000000.hdf"
+    broken.write_bytes(b"\x0e\x03\x13\x01" + b"\0" * 100)
+    with pytest.raises(InputError, match=broken.name):
+        jobs.build_scene(broken, broken, tmp_path / "s.nc", sr_region["cfg"])
+    assert not (tmp_path / "s.nc").exists()

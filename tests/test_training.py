@@ -16,6 +16,7 @@ from lstfill.training import (
     fit,
     load_checkpoint,
     plot_training_curve,
+    reset_stale_workdir,
     resolve_device,
     save_checkpoint,
 )
@@ -253,3 +254,17 @@ def test_training_curve_png(tmp_path: Path) -> None:
     empty = tmp_path / "empty.png"
     plot_training_curve([], empty)
     assert empty.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_reset_stale_workdir_keeps_a_resumable_run_only(tmp_path):
+    work = tmp_path / "w"
+    fp = {"dataset": {"mean": 1.0}, "training": {"epochs": 2, "batch_size": 8}}
+    reset_stale_workdir(work, fp)
+    (work / "last.pt").write_text("state")
+    reset_stale_workdir(work, {**fp, "training": {"epochs": 5, "batch_size": 8}})
+    assert (work / "last.pt").exists()  # more epochs: the same run continues
+    reset_stale_workdir(work, {**fp, "training": {"epochs": 5, "batch_size": 16}})
+    assert not (work / "last.pt").exists() and work.is_dir()  # other options: afresh
+    (work / "last.pt").write_text("state")
+    reset_stale_workdir(work, {**fp, "dataset": {"mean": 2.0}})
+    assert not (work / "last.pt").exists()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,12 @@ from lstfill.gapfill.protocol import evaluate, select_pairs
 from lstfill.gapfill.series import LstSeries, load_cubes, load_series
 from lstfill.io import atomic_output, write_cog, write_json
 from lstfill.splits import TEST, TRAIN, VAL, split_blocks, split_dates, window_inside
-from lstfill.training import load_checkpoint, plot_training_curve, save_checkpoint
+from lstfill.training import (
+    load_checkpoint,
+    plot_training_curve,
+    reset_stale_workdir,
+    save_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +175,14 @@ def train(
         "norm": norm,
         "patterns": (maps["pattern_night"], maps["pattern_day"]),
     }
-    _reset_stale_workdir(
-        workdir, {"dataset": norm.to_dict(), "features": features.to_dict(), **filler.hyper}
+    reset_stale_workdir(
+        workdir,
+        {
+            "dataset": norm.to_dict(),
+            "features": features.to_dict(),
+            "training": cfg["training"],
+            **filler.hyper,
+        },
     )
     result = filler.fit_samples(samples, workdir)
     series = load_cubes(cube_paths)
@@ -184,19 +194,6 @@ def train(
     state["extra"]["split"] = split
     save_checkpoint(checkpoint_out, **state)
     plot_training_curve(result.history, curve_out, title="gap-fill patch CNN")
-
-
-def _reset_stale_workdir(workdir: str | Path, fingerprint: dict[str, Any]) -> None:
-    """Empty the resume folder when it belongs to another dataset or architecture, so a rerun
-    resumes only the training it would otherwise repeat."""
-    workdir = Path(workdir)
-    stamp = workdir / "fingerprint.json"
-    text = json.dumps(fingerprint, sort_keys=True, default=str)
-    if workdir.exists() and (not stamp.exists() or stamp.read_text() != text):
-        log.info("%s holds training of another dataset or model; starting afresh", workdir)
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(text)
 
 
 def load_filler(checkpoint: str | Path) -> CnnFiller:

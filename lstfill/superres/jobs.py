@@ -19,7 +19,7 @@ from lstfill.superres import data
 from lstfill.superres.model import LossConfig
 from lstfill.superres.quality import quality_metrics
 from lstfill.superres.sharpen import Sharpener, TileConfig, energy_residual
-from lstfill.training import TrainConfig, plot_training_curve
+from lstfill.training import TrainConfig, plot_training_curve, reset_stale_workdir
 
 log = logging.getLogger(__name__)
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -104,6 +104,15 @@ def train(
     pairs, norm = data.read_patch_pairs(patches)
     model = sharpener_from_config(cfg, variant, pairs.factor)
     train_cfg = TrainConfig.from_dict(cfg["training"])
+    fingerprint = {
+        "dataset": norm,
+        "n_patches": len(pairs),
+        "loss": model.loss_cfg.to_dict(),
+        "model": cfg["model"],
+        "crop": cfg["crop"],
+        "training": cfg["training"],
+    }
+    reset_stale_workdir(workdir, fingerprint)
     result = model.fit(pairs, norm, train_cfg, workdir, crop=cfg["crop"], progress=progress)
     model.save(checkpoint_out, {"superres": cfg}, {"best_epoch": result.best_epoch})
     plot_training_curve(result.history, curve_out, title=f"SIF-NN-SR {variant}")
@@ -114,7 +123,8 @@ def write_product(
     scene_path: str | Path, checkpoint: str | Path, out: str | Path, device: str = "auto"
 ) -> float:
     """Sharpen one day scene to a 250 m COG; returns (and tags) the energy-conservation
-    residual: RMS of the PSF-degraded product minus the coarse input (K)."""
+    residual: RMS of the PSF-degraded product minus the coarse input (K). An all-cloud day
+    gets an all-nodata product with a warning (NaN residual)."""
     scene = data.read_day_scene(scene_path)
     model = Sharpener.load(checkpoint)
     if model.factor != scene.factor:
@@ -122,10 +132,13 @@ def write_product(
             checkpoint,
             f"was trained for factor {model.factor}, the scene {scene_path} has {scene.factor}",
         )
-    if not np.isfinite(scene.lst).any():
-        raise InputError(scene_path, "has no valid LST pixel to sharpen")
-    fine = model.predict(scene.lst, scene.ndvi, device)
-    resid = energy_residual(fine, scene.lst, scene.factor, model.loss_cfg.mtf)
+    if np.isfinite(scene.lst).any():
+        fine = model.predict(scene.lst, scene.ndvi, device)
+        resid = energy_residual(fine, scene.lst, scene.factor, model.loss_cfg.mtf)
+    else:  # an all-cloud day: nothing to sharpen, but the day still gets its (empty) product
+        log.warning("%s has no valid LST pixel; writing an all-nodata product", scene_path)
+        fine = np.full(scene.ndvi.shape, np.nan, dtype=np.float32)
+        resid = float("nan")
     write_cog(
         out,
         fine,
