@@ -80,8 +80,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lstfill.baselines import bicubic, dms, tsharp  # noqa: E402
 from lstfill.io import write_json  # noqa: E402
+from lstfill.raster import fill_nearest  # noqa: E402
 from lstfill.splits import TRAIN, VAL  # noqa: E402
-from lstfill.superres.data import PatchPairs, fill_nearest, normalisation  # noqa: E402
+from lstfill.superres.data import PatchPairs, normalisation  # noqa: E402
 from lstfill.superres.model import LossConfig  # noqa: E402
 from lstfill.superres.quality import quality_metrics  # noqa: E402
 from lstfill.superres.sharpen import Sharpener, energy_residual  # noqa: E402

@@ -13,6 +13,7 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS
 from rasterio.warp import Resampling, reproject
+from scipy import ndimage
 
 from lstfill.grid import Grid
 
@@ -91,3 +92,14 @@ def to_grid(
     if raster.nodata is not None:
         out = np.where(dst == dst_nodata, fill, out).astype(dtype)
     return out
+
+
+def fill_nearest(arr: np.ndarray) -> np.ndarray:
+    """A copy of `arr` with every NaN replaced by the nearest finite value, so that a spline or
+    a network can run over small holes (an all-NaN array is returned unchanged)."""
+    invalid = ~np.isfinite(arr)
+    if not invalid.any() or invalid.all():
+        return np.array(arr, copy=True)
+    idx = ndimage.distance_transform_edt(invalid, return_distances=False, return_indices=True)
+    return arr[tuple(idx)]
+

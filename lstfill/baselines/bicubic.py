@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from lstfill.raster import fill_nearest
+
 # Coarse pixels of linear (odd-reflection) padding before the spline: the B-spline prefilter's
 # boundary error decays by ~0.27 per coarse pixel, so 10 pixels leave < 1e-6 of a ramp's step.
 _SPLINE_PAD = 10
@@ -90,15 +92,6 @@ def block_mean_t4(fine: np.ndarray, factor: int, min_valid: float | None = None)
     """
     t4 = np.asarray(fine, dtype=np.float64) ** 4
     return (_reduce_blocks(t4, factor, min_valid) ** 0.25).astype(np.float32)
-
-
-def fill_nearest(coarse: np.ndarray) -> np.ndarray:
-    """Replace NaN pixels by the nearest finite pixel (all-NaN input is returned unchanged)."""
-    invalid = ~np.isfinite(coarse)
-    if not invalid.any() or invalid.all():
-        return coarse.copy()
-    idx = ndi.distance_transform_edt(invalid, return_distances=False, return_indices=True)
-    return coarse[tuple(idx)]
 
 
 def bicubic(lst_coarse: np.ndarray, factor: int) -> np.ndarray:

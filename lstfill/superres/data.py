@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from affine import Affine
-from scipy import ndimage
 
 from lstfill.cube import write_netcdf
 from lstfill.errors import InputError
 from lstfill.indices import normalised_difference
 from lstfill.io import atomic_output, check_file
+from lstfill.raster import fill_nearest
 from lstfill.sources import modis
 from lstfill.splits import TEST, TRAIN, VAL
 
@@ -187,17 +187,6 @@ class PatchPairs:
         return len(self.lst)
 
 
-def fill_nearest(arr: np.ndarray) -> np.ndarray:
-    """NaNs replaced by the nearest finite value (so a network can run over small holes)."""
-    bad = ~np.isfinite(arr)
-    if not bad.any():
-        return arr
-    if bad.all():
-        raise ValueError("no finite value to fill from")
-    idx = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
-    return arr[tuple(idx)]
-
-
 def cut_patches(
     scene: DayScene, size: int, stride: int, max_invalid_lst: float, max_invalid_ndvi: float
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[tuple[int, int]]]:
@@ -258,12 +247,9 @@ def split_days(
     return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
 
 
-def build_patch_pairs(
-    scenes: list[DayScene], split: dict[str, list[str]], cfg: dict[str, Any]
-) -> PatchPairs:
-    """Patch pairs of every scene, labelled by the split of their day."""
-    code = {d: SPLIT_CODES[name] for name, days in split.items() for d in days}
-    lst, ndvi, labels, dates, origins = [], [], [], [], []
+def build_patch_pairs(scenes: list[DayScene], cfg: dict[str, Any]) -> PatchPairs:
+    """Patch pairs of every scene, all labelled TRAIN until `split_codes` labels them."""
+    lst, ndvi, dates, origins = [], [], [], []
     factors = {s.factor for s in scenes}
     if len(factors) != 1:
         raise InputError("superres", f"scenes mix resolution factors {sorted(factors)}")
@@ -274,18 +260,23 @@ def build_patch_pairs(
         lst += pl
         ndvi += pn
         origins += po
-        labels += [code[scene.date.isoformat()]] * len(pl)
         dates += [np.datetime64(scene.date, "D")] * len(pl)
     f = factors.pop()
     s = cfg["patch_size"]
     return PatchPairs(
         lst=np.asarray(lst, dtype=np.float32).reshape(-1, s, s),
         ndvi=np.asarray(ndvi, dtype=np.float32).reshape(-1, s * f, s * f),
-        split=np.asarray(labels, dtype=np.int8),
+        split=np.full(len(lst), TRAIN, dtype=np.int8),
         date=np.asarray(dates, dtype="datetime64[D]"),
         origin=np.asarray(origins, dtype=np.int32).reshape(-1, 2),
         factor=f,
     )
+
+
+def split_codes(dates: np.ndarray, split: dict[str, list[str]]) -> np.ndarray:
+    """TRAIN / VAL / TEST code of each patch from the split of its day."""
+    code = {d: SPLIT_CODES[name] for name, days in split.items() for d in days}
+    return np.array([code[str(d)] for d in dates.astype("datetime64[D]")], dtype=np.int8)
 
 
 def normalisation(pairs: PatchPairs) -> dict[str, float]:

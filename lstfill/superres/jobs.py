@@ -14,7 +14,7 @@ import numpy as np
 
 from lstfill.baselines import bicubic, dms, tsharp
 from lstfill.errors import InputError
-from lstfill.io import atomic_output, read_raster, write_cog, write_json
+from lstfill.io import read_raster, write_cog, write_json
 from lstfill.superres import data
 from lstfill.superres.model import LossConfig
 from lstfill.superres.quality import quality_metrics
@@ -39,39 +39,26 @@ def build_scene(lst_path: str | Path, refl_path: str | Path, out: str | Path, cf
 def build_dataset(
     scene_paths: Sequence[str | Path], cfg: dict, patches_out: str | Path, split_out: str | Path
 ) -> dict[str, Any]:
-    """Split the days, cut clean patch pairs, normalise on the training patches; write both."""
+    """Cut clean patch pairs, split the days (validation days among those with patches),
+    normalise on the training patches; write the patches and the split."""
     scenes = [data.read_day_scene(p) for p in scene_paths]
+    pairs = data.build_patch_pairs(scenes, cfg)
     sp = cfg["split"]
-    counts = [
-        len(
-            data.cut_patches(
-                s, cfg["patch_size"], cfg["stride"], cfg["max_invalid_lst"], cfg["max_invalid_ndvi"]
-            )[0]
-        )
-        for s in scenes
-    ]
     split = data.split_days(
         [s.date for s in scenes],
         [float(np.isfinite(s.lst).mean()) for s in scenes],
-        counts,
+        [int((pairs.date == np.datetime64(s.date, "D")).sum()) for s in scenes],
         n_val=sp["val_days"],
         n_test=sp["test_days"],
         min_valid_test=sp["min_valid_test"],
         seed=sp["seed"],
     )
-    pairs = data.build_patch_pairs(scenes, split, cfg)
+    pairs.split = data.split_codes(pairs.date, split)
     norm = data.normalisation(pairs)
-    if len(pairs.subset(data.VAL)) == 0:
-        raise InputError(
-            split_out,
-            f"no clean patch on the validation days {split['val']}: relax "
-            "superres.max_invalid_lst or lower superres.patch_size",
-        )
     data.write_patch_pairs(pairs, norm, patches_out)
     counts = {k: int((pairs.split == v).sum()) for k, v in data.SPLIT_CODES.items()}
     info = {**split, "patches": counts, "factor": pairs.factor}
-    with atomic_output(split_out) as tmp:
-        tmp.write_text(json.dumps(info, indent=2))
+    write_json(split_out, info)
     log.info("superres dataset: %s patches (train/val/test)", counts)
     return info
 
@@ -197,18 +184,14 @@ def evaluate(
     if len(scene_paths) != len(truth_paths):
         raise ValueError("one truth raster per scene is needed")
     test_days = set(json.loads(Path(split_path).read_text())["test"])
-    chosen = [
-        (s, t)
-        for s, t in zip(scene_paths, truth_paths, strict=True)
-        if data.read_day_scene(s).date.isoformat() in test_days
-    ]
+    scenes = [(data.read_day_scene(s), s, t) for s, t in zip(scene_paths, truth_paths, strict=True)]
+    chosen = [c for c in scenes if c[0].date.isoformat() in test_days]
     if not chosen:
         raise InputError(split_path, f"none of its test days {sorted(test_days)} has a scene")
     models = {f"model_{name}": Sharpener.load(path) for name, path in checkpoints.items()}
     per_day: list[dict[str, Any]] = []
     shown: dict[str, np.ndarray] | None = None
-    for scene_path, truth_path in chosen:
-        scene = data.read_day_scene(scene_path)
+    for scene, scene_path, truth_path in chosen:
         truth, _, _, _, _ = read_raster(truth_path)
         if truth.shape != scene.ndvi.shape:
             raise InputError(

@@ -25,9 +25,10 @@ from scipy import ndimage
 from torch.utils.data import Dataset
 
 from lstfill.errors import InputError
+from lstfill.raster import fill_nearest
 from lstfill.splits import TRAIN, VAL
 from lstfill.superres import psf
-from lstfill.superres.data import PatchPairs, fill_nearest
+from lstfill.superres.data import PatchPairs
 from lstfill.superres.model import LossConfig, SifLoss, SrUNet, WithGuide
 from lstfill.training import (
     TrainConfig,
