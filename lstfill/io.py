@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import rasterio
 import rasterio.shutil
+import xarray as xr
 from affine import Affine
 from pyproj import CRS
 from rasterio.errors import RasterioIOError
@@ -156,4 +157,15 @@ def write_json(path: str | Path, obj: Any) -> Path:
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(json_ready(obj), indent=2, allow_nan=False))
     return Path(path)
+
+
+def load_netcdf(path: str | Path, what: str) -> xr.Dataset:
+    """A whole NetCDF file in memory (closed again); InputError naming the file and `what` it
+    should have been when it is missing, empty or unreadable."""
+    path = check_file(path)
+    try:
+        with xr.open_dataset(path) as ds:
+            return ds.load()
+    except Exception as exc:
+        raise InputError(path, f"cannot read {what}: {exc}") from exc
 

@@ -21,7 +21,7 @@ import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 
 from lstfill.errors import ConfigError, InputError
-from lstfill.io import atomic_output, check_file, json_ready
+from lstfill.io import atomic_output, json_ready, load_netcdf
 from lstfill.splits import TEST, TRAIN, VAL, split_blocks, window_inside
 
 RADIUS = 4
@@ -344,12 +344,7 @@ def read_samples(
     path: str | Path,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
     """(X, y, meta, params) of a sample file written by `write_samples`."""
-    path = check_file(path)
-    try:
-        with xr.open_dataset(path) as ds:
-            ds.load()
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"cannot read sample file: {exc}") from exc
+    ds = load_netcdf(path, "sample file")
     try:
         params = json.loads(ds.attrs["params"])
         keys = json.loads(ds.attrs["meta"])

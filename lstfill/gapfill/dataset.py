@@ -26,7 +26,7 @@ from lstfill.gapfill.features import (
     numeric_stack,
 )
 from lstfill.gapfill.series import LstSeries
-from lstfill.io import atomic_output, check_file
+from lstfill.io import atomic_output, load_netcdf
 
 
 @dataclass
@@ -162,12 +162,7 @@ def read_patches(
     path: str | Path,
 ) -> tuple[dict[str, PatchSamples], FeatureSet, Normaliser, dict[str, np.ndarray], dict]:
     """The splits, features, normalisation, per-pixel maps and attributes of a patch dataset."""
-    path = check_file(path)
-    try:
-        with xr.open_dataset(path) as ds:
-            ds.load()
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"cannot read patch dataset: {exc}") from exc
+    ds = load_netcdf(path, "patch dataset")
     try:
         features = FeatureSet.from_dict(json.loads(ds.attrs["features"]))
         norm = Normaliser.from_dict(json.loads(ds.attrs["normalisation"]))

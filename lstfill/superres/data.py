@@ -27,7 +27,7 @@ from affine import Affine
 from lstfill.cube import write_netcdf
 from lstfill.errors import InputError
 from lstfill.indices import normalised_difference
-from lstfill.io import atomic_output, check_file
+from lstfill.io import atomic_output, load_netcdf
 from lstfill.raster import fill_nearest
 from lstfill.sources import modis
 from lstfill.splits import TEST, TRAIN, VAL
@@ -129,19 +129,9 @@ def write_day_scene(scene: DayScene, path: str | Path) -> Path:
     return write_netcdf(ds, path)
 
 
-def _load(path: str | Path, what: str) -> xr.Dataset:
-    """The whole NetCDF in memory; InputError naming the file when it cannot be read."""
-    path = check_file(path)
-    try:
-        with xr.open_dataset(path) as ds:
-            return ds.load()
-    except Exception as exc:
-        raise InputError(path, f"cannot read {what}: {exc}") from exc
-
-
 def read_day_scene(path: str | Path) -> DayScene:
     """Read a day scene written by `write_day_scene`; InputError naming the file otherwise."""
-    ds = _load(path, "MODIS day scene")
+    ds = load_netcdf(path, "MODIS day scene")
     for key in ("lst", "ndvi"):
         if key not in ds:
             raise InputError(path, f"has no variable {key!r}; is it a MODIS day scene?")
@@ -322,7 +312,7 @@ def write_patch_pairs(pairs: PatchPairs, norm: dict[str, float], path: str | Pat
 
 def read_patch_pairs(path: str | Path) -> tuple[PatchPairs, dict[str, float]]:
     """Patch pairs and normalisation statistics written by `write_patch_pairs`."""
-    ds = _load(path, "patch dataset")
+    ds = load_netcdf(path, "patch dataset")
     norm = {k[5:]: float(v) for k, v in ds.attrs.items() if k.startswith("norm_")}
     pairs = PatchPairs(
         lst=ds["lst"].values.astype(np.float32),
