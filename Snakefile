@@ -1,6 +1,7 @@
 # lstfill: gap-free, high-resolution land surface temperature.
 # Phases: acquire (raw provider files) -> prepare (aligned NetCDF datacubes) -> gapfill
-# (patch CNN, filled COGs, evaluation), superres (MODIS 1 km -> 250 m) -> report.
+# (patch CNN, filled COGs, evaluation), superres (MODIS 1 km -> 250 m) -> report; downscale
+# (Israel-format 1 km LST + DEM -> 9x9 topography MLP, maps and evaluation) runs beside them.
 # Run `snakemake --cores all`; ask for one file by its path to rebuild only what it needs.
 
 import sys
@@ -28,6 +29,7 @@ include: "rules/acquire.smk"
 include: "rules/prepare.smk"
 include: "rules/gapfill.smk"
 include: "rules/superres.smk"
+include: "rules/downscale.smk"
 include: "rules/report.smk"
 
 

@@ -46,6 +46,10 @@ def fill_defaults(instance: Any, schema: dict[str, Any], root: dict[str, Any]) -
         source = raw if "default" in raw else sub
         if name not in instance and "default" in source:
             instance[name] = copy.deepcopy(source["default"])
+        elif source is raw and isinstance(instance.get(name), dict) and "$ref" in raw:
+            # a partly given section keeps the job's own defaults for the keys it leaves out
+            for key, value in raw.get("default", {}).items():
+                instance[name].setdefault(key, copy.deepcopy(value))
         if name in instance:
             fill_defaults(instance[name], sub, root)
     extra = schema.get("additionalProperties")
@@ -102,7 +106,28 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any] | None = None
         )
         if end < start:
             raise ConfigError(f"regions.{name}.end", f"end {end} is before start {start}")
+    _check_downscale(cfg)
     return cfg
+
+
+def _check_downscale(cfg: dict[str, Any]) -> None:
+    """Cross-key checks of the downscaling job that the schema cannot express."""
+    ds = cfg["downscale"]
+    if not cfg["regions"] and not ds["regions"]:
+        raise ConfigError("regions", "no region (regions and downscale.regions are both empty)")
+    for name in ds["regions"]:
+        if name in cfg["regions"]:
+            raise ConfigError(
+                f"downscale.regions.{name}", "name already used in regions (they share results/)"
+            )
+    if ds["predict_split"] not in ds["split"]["kinds"]:
+        raise ConfigError(
+            "downscale.predict_split", f"{ds['predict_split']!r} is not in downscale.split.kinds"
+        )
+    if sum(ds["split"]["ratios"]) <= 0 or min(ds["split"]["ratios"][1:]) <= 0:
+        raise ConfigError(
+            "downscale.split.ratios", "validation and test shares must be > 0 (train, val, test)"
+        )
 
 
 def _date(value: Any, key: str) -> dt.date:

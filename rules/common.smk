@@ -2,6 +2,8 @@
 # only through the names and helpers defined here.
 
 from lstfill.config import validate_config
+from lstfill.downscale import jobs as downscale_jobs
+from lstfill.downscale.samples import samples_key
 from lstfill.inventory import (
     inca_files_for,
     modis_days,
@@ -18,6 +20,8 @@ wildcard_constraints:
     date=r"\d{8}T\d{6}",
     day=r"\d{8}",
     variant=r"sifnn[12]",
+    split=r"space|day",
+    key=r"[0-9a-f]{12}",
     scene=r"S2[ABCD]_MSIL2A_[0-9T]+_N[0-9]{4}_R[0-9]{3}_T[0-9A-Z]{5}_[0-9T]+",
 
 
@@ -47,6 +51,18 @@ SR_PRODUCT = "results/{region}/superres/sharpened/{variant}/{day}.tif"
 SR_METRICS = "results/{region}/superres/metrics.json"
 SR_FIGURE = "results/{region}/superres/evaluation.png"
 SR_TRUTH = "resources/{region}/truth/modis/{day}_LST_250m_truth.tif"
+DS_DEMO_LST = "resources/{region}/raw/israel/LST_2020_NetCDF.nc"
+DS_DEMO_DEM = "resources/{region}/raw/israel/srtm_dem.tif"
+DS_DEM = "results/{region}/downscale/dem.tif"
+DS_SAMPLES = "results/{region}/downscale/samples/{key}.nc"
+DS_SAMPLES_INFO = "results/{region}/downscale/samples/{key}.json"
+DS_MODEL = "results/{region}/downscale/model/mlp_{split}.pt"
+DS_CURVE = "results/{region}/downscale/model/mlp_{split}_training_curve.png"
+DS_WORKDIR = "results/{region}/downscale/model/mlp_{split}_training"
+DS_RUNS = "results/{region}/downscale/runs.csv"
+DS_PRODUCT = "results/{region}/downscale/maps/{day}.tif"
+DS_METRICS = "results/{region}/downscale/metrics.json"
+DS_FIGURE = "results/{region}/downscale/evaluation.png"
 
 
 def log_path(rule_name, pattern=""):
@@ -123,10 +139,57 @@ def sr_models(wildcards):
     return expand(SR_MODEL, region=wildcards.region, variant=list(config["superres"]["variants"]))
 
 
+def downscale_region(wildcards):
+    """The validated downscale.regions block of the {region} wildcard."""
+    return config["downscale"]["regions"][wildcards.region]
+
+
+def downscale_files(region):
+    """{"lst": yearly LST files, "dem": DEM files} of a downscaling region."""
+    block = config["downscale"]["regions"][region]
+    if block["source"] == "demo":
+        return {
+            "lst": [DS_DEMO_LST.format(region=region)],
+            "dem": [DS_DEMO_DEM.format(region=region)],
+        }
+    key = f"downscale.regions.{region}"
+    return {
+        "lst": downscale_jobs.resolve_files(block["lst_files"], f"{key}.lst_files"),
+        "dem": downscale_jobs.resolve_files(block["dem_files"], f"{key}.dem_files"),
+    }
+
+
+def downscale_sample_params(region):
+    """What a region's samples depend on; their file is named by its hash (a cache per setting)."""
+    params = {k: config["downscale"][k] for k in downscale_jobs.SAMPLE_KEYS}
+    return {**params, "files": downscale_files(region)}
+
+
+def downscale_samples(wildcards):
+    key = samples_key(downscale_sample_params(wildcards.region))
+    return {
+        "samples": DS_SAMPLES.format(region=wildcards.region, key=key),
+        "info": DS_SAMPLES_INFO.format(region=wildcards.region, key=key),
+    }
+
+
+def downscale_days(region):
+    """The days (YYYYMMDD) of a region's samples, once the samples checkpoint has run."""
+    key = samples_key(downscale_sample_params(region))
+    info = checkpoints.downscale_samples.get(region=region, key=key).output.info
+    return downscale_jobs.days_of(info)
+
+
+def downscale_models(wildcards):
+    kinds = config["downscale"]["split"]["kinds"]
+    return {kind: DS_MODEL.format(region=wildcards.region, split=kind) for kind in kinds}
+
+
 def all_targets(wildcards):
     """Every region's cube table and figure, one quicklook and one gap-filled product per
     acquisition, the gap-fill evaluation, and, where MODIS is available, one sharpened product
-    per variant and day (plus the super-resolution evaluation where a fine truth exists)."""
+    per variant and day (plus the super-resolution evaluation where a fine truth exists); every
+    downscaling region's evaluation, training curves and one map per sampled day."""
     targets = []
     for region in config["regions"]:
         dates = acquisitions(region)
@@ -141,6 +204,11 @@ def all_targets(wildcards):
             targets += expand(SR_PRODUCT, region=region, variant=variants, day=days)
             if config["regions"][region]["source"] == "demo":
                 targets += expand([SR_METRICS, SR_FIGURE], region=region)
+    for region in config["downscale"]["regions"]:
+        kinds = config["downscale"]["split"]["kinds"]
+        targets += expand([DS_METRICS, DS_FIGURE], region=region)
+        targets += expand(DS_CURVE, region=region, split=kinds)
+        targets += expand(DS_PRODUCT, region=region, day=downscale_days(region))
     return targets
 
 

@@ -80,6 +80,32 @@ def _mutated(fn):
             "regions.demo.demo.n_overpasses",
             "",
         ),
+        (
+            lambda c: c["downscale"]["regions"].update(demo={"source": "demo"}),
+            "downscale.regions.demo",
+            "already used",
+        ),
+        (
+            lambda c: c["downscale"]["regions"].update(il={"source": "local"}),
+            "downscale.regions.il.lst_files",
+            "missing",
+        ),
+        (
+            lambda c: c["downscale"].update(scaling={"long": "log"}),
+            "downscale.scaling.long",
+            "",
+        ),
+        (
+            lambda c: c["downscale"].update(split={"kinds": ["day"]}),
+            "downscale.predict_split",
+            "not in downscale.split.kinds",
+        ),
+        (
+            lambda c: c["downscale"].update(split={"ratios": [1, 0, 0]}),
+            "downscale.split.ratios",
+            "must be > 0",
+        ),
+        (lambda c: c.update(regions={}, downscale={}), "regions", "no region"),
     ],
 )
 def test_errors_name_the_key(mutate, key, words):
@@ -100,3 +126,17 @@ def test_every_schema_property_has_a_description():
 
     walk(schema, "")
     walk(schema["$defs"]["region"], "regions.*")
+    walk(schema["$defs"]["downscale_region"], "downscale.regions.*")
+
+
+def test_a_partly_given_training_section_keeps_the_jobs_own_defaults():
+    cfg = validate_config(
+        {"downscale": {"regions": {"x": {"source": "demo"}}, "training": {"epochs": 3}}}
+    )
+    training = cfg["downscale"]["training"]
+    assert training["epochs"] == 3
+    # the downscaling job's own defaults (the seed's schedule), not the shared loop's
+    assert training["lr_schedule"] == "step"
+    assert training["learning_rate"] == 0.001
+    assert training["batch_size"] == 128
+    assert cfg["regions"] == {}

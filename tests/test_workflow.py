@@ -2,8 +2,9 @@
 
 Checks that every acquisition gets a cube, a quicklook and a gap-filled product, that the
 gap-fill evaluation is written, that every MODIS day gets a sharpened product and the
-super-resolution evaluation is written, that asking for one cube or one product by its path
-reruns only what it needs, and that the report builds.
+super-resolution evaluation is written, that the downscaling job writes its maps, metrics and
+runs table, that asking for one cube or one product by its path reruns only what it needs, and
+that the report builds.
 """
 
 import json
@@ -12,7 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
 import xarray as xr
 import yaml
 
@@ -63,6 +66,14 @@ TINY = {
         "training": {"epochs": 1, "batch_size": 4},
         "tiles": {"tile": 8, "overlap": 2},
         "baselines": {"dms_estimators": 2},
+    },
+    "downscale": {
+        "regions": {"tiny_il": {"source": "demo", "demo": {"rows": 36, "cols": 36, "n_days": 6}}},
+        "max_days": 5,
+        "split": {"block_size": 12},
+        "model": {"hidden": [16]},
+        "training": {"epochs": 2, "batch_size": 256},
+        "importance": {"n_repeats": 1},
     },
 }
 
@@ -138,6 +149,36 @@ def test_superres_products_and_metrics(workdir):
     target = f"results/tiny/superres/sharpened/sifnn1/{days[0]}.tif"
     (workdir / target).unlink()
     assert job_counts(run(workdir, "--dry-run", target)) == {"predict_superres": 1}
+    run(workdir, target)
+
+
+def test_downscale_products_metrics_and_runs(workdir):
+    out = workdir / "results/tiny_il/downscale"
+    (info,) = (out / "samples").glob("*.json")
+    days = json.loads(info.read_text())["days"]
+    assert len(days) == 5
+    for day in days:
+        with rasterio.open(out / f"maps/{day}.tif") as src:
+            assert src.descriptions == ("night", "day")
+            assert src.crs.to_epsg() == 4326
+            assert np.isfinite(src.read(1)).any()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["splits"]) == {"space", "day"}
+    for split in metrics["splits"].values():
+        assert set(split["methods"]) == {"model_mlp", "baseline_zero"}
+        assert split["methods"]["model_mlp"]["n"] == split["methods"]["baseline_zero"]["n"] > 0
+    assert set(metrics["importance"]["space"]) == {
+        "time",
+        "position",
+        "lst_mean",
+        "height_mean",
+        "height_diffs",
+    }
+    runs = (out / "runs.csv").read_text().splitlines()
+    assert len(runs) == 1 + 2  # header, one row per split
+    target = f"results/tiny_il/downscale/maps/{days[0]}.tif"
+    (workdir / target).unlink()
+    assert job_counts(run(workdir, "--dry-run", target)) == {"predict_downscale": 1}
     run(workdir, target)
 
 

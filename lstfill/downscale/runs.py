@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import fcntl
 import importlib.util
 import logging
 from collections.abc import Mapping
@@ -57,15 +58,20 @@ def append_run(
         **_flat("params", params),
         **_flat("metrics", metrics),
     }
-    rows = [*read_runs(path), row]
-    columns: list[str] = []
-    for r in rows:
-        columns += [k for k in r if k not in columns]
-    with atomic_output(path) as tmp:
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # two training jobs of a region may finish together: read-append-rewrite under a lock
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = [*read_runs(path), row]
+        columns: list[str] = []
+        for r in rows:
+            columns += [k for k in r if k not in columns]
+        with atomic_output(path) as tmp:
+            with tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(rows)
     return row
 
 

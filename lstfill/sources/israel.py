@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -222,14 +223,33 @@ def _apply_strict(night: np.ndarray, day: np.ndarray, daily: np.ndarray, qa: np.
     daily[qa != QA_BOTH] = np.nan
 
 
-def read_israel_lst(path: str | Path, *, qa_strict: bool = False) -> IsraelLst:
+def file_days(path: str | Path) -> tuple[int, np.ndarray]:
+    """(year, 0-based days of the year, sorted) of a yearly file, without reading its values."""
+    path = check_file(path)
+    try:
+        with xr.open_dataset(path, engine="netcdf4", decode_times=False) as ds:
+            var = _check_variable(path, ds)
+            year = _year(path, dict(ds.attrs) | dict(var.attrs))
+            return year, np.sort(_days(path, year, ds["time"].values))
+    except InputError:
+        raise
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(path, f"cannot read NetCDF (corrupt or truncated?): {exc}") from exc
+
+
+def read_israel_lst(
+    path: str | Path, *, qa_strict: bool = False, days: Sequence[int] | None = None
+) -> IsraelLst:
     """Read a yearly Israel LST file, north-up, sorted by day.
 
     With `qa_strict`, keep only observed values: day LST where QA is 3 or 2, night LST where QA is
     3 or 1, daily LST where QA is 3 (the rest of the data set is gap-filled from a model).
+    `days` (0-based days of the year) reads only those days, so a few days of a 1.4 GB year cost
+    a few days' memory; a day the file lacks is an error.
     Raises InputError naming the file when it is unreadable or not in this format.
     """
     path = check_file(path)
+    days_wanted = None if days is None else [int(d) for d in days]
     try:
         with xr.open_dataset(
             path,
@@ -241,6 +261,13 @@ def read_israel_lst(path: str | Path, *, qa_strict: bool = False) -> IsraelLst:
             var = _check_variable(path, ds)
             year = _year(path, dict(ds.attrs) | dict(var.attrs))
             days = _days(path, year, ds["time"].values)
+            if days_wanted is not None:
+                missing = sorted(set(days_wanted) - set(days.tolist()))
+                if missing:
+                    raise InputError(path, f"has no day(s) {missing} of {year}")
+                keep = np.flatnonzero(np.isin(days, days_wanted))
+                var = var.isel(time=keep)
+                days = days[keep]
             lat = _regular(path, "y", ds["y"].values)
             lon = _regular(path, "x", ds["x"].values)
             fills = _fill_values(var.attrs)

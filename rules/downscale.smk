@@ -1,0 +1,152 @@
+# Downscaling (the 9x9 topography MLP of the Israel LST project): yearly Israel-format LST and a
+# DEM -> the DEM on the LST grid -> samples cached by their parameters -> one MLP per split
+# (space, day) -> a map per sampled day, and the evaluation against predict-0 with permutation
+# importance. Each training run is appended to results/{region}/downscale/runs.csv.
+
+
+rule downscale_demo_region:
+    output:
+        lst=DS_DEMO_LST,
+        dem=DS_DEMO_DEM,
+    params:
+        demo=lambda wildcards: downscale_region(wildcards)["demo"],
+    log:
+        log_path("downscale_demo_region", "{region}"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/downscale.yaml"
+    script:
+        "../workflow_scripts/downscale_demo_region.py"
+
+
+rule downscale_dem:
+    input:
+        lst=lambda wildcards: downscale_files(wildcards.region)["lst"],
+        dem=lambda wildcards: downscale_files(wildcards.region)["dem"],
+    output:
+        dem=DS_DEM,
+    log:
+        log_path("downscale_dem", "{region}"),
+    benchmark:
+        benchmark_path("downscale_dem", "{region}")
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../envs/downscale.yaml"
+    script:
+        "../workflow_scripts/downscale_dem.py"
+
+
+checkpoint downscale_samples:
+    input:
+        lst=lambda wildcards: downscale_files(wildcards.region)["lst"],
+        dem=DS_DEM,
+    output:
+        samples=DS_SAMPLES,
+        info=DS_SAMPLES_INFO,
+    params:
+        downscale=subconfig("downscale", *downscale_jobs.SAMPLE_KEYS),
+    log:
+        log_path("downscale_samples", "{region}/{key}"),
+    benchmark:
+        benchmark_path("downscale_samples", "{region}/{key}")
+    threads: 1
+    resources:
+        mem_mb=16000,
+        runtime=60,
+    conda:
+        "../envs/downscale.yaml"
+    script:
+        "../workflow_scripts/downscale_samples.py"
+
+
+rule train_downscale:
+    input:
+        unpack(downscale_samples),
+    output:
+        model=DS_MODEL,
+        curve=report(
+            DS_CURVE,
+            caption="captions/downscale_curve.rst",
+            category="Downscaling",
+            subcategory="{region}",
+            labels={"region": "{region}", "figure": "training curve {split}"},
+        ),
+    params:
+        downscale=subconfig(
+            "downscale", "bands", "scaling", "split", "model", "training", "mlflow"
+        ),
+        workdir=DS_WORKDIR,
+        runs=DS_RUNS,
+    log:
+        log_path("train_downscale", "{region}/{split}"),
+    benchmark:
+        benchmark_path("train_downscale", "{region}/{split}")
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=240,
+    conda:
+        "../envs/downscale.yaml"
+    script:
+        "../workflow_scripts/train_downscale.py"
+
+
+rule predict_downscale:
+    input:
+        lst=lambda wildcards: downscale_files(wildcards.region)["lst"],
+        dem=DS_DEM,
+        model=lambda wildcards: DS_MODEL.format(
+            region=wildcards.region, split=config["downscale"]["predict_split"]
+        ),
+    output:
+        product=DS_PRODUCT,
+    params:
+        qa_strict=config["downscale"]["qa_strict"],
+    log:
+        log_path("predict_downscale", "{region}/{day}"),
+    benchmark:
+        benchmark_path("predict_downscale", "{region}/{day}")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../envs/downscale.yaml"
+    script:
+        "../workflow_scripts/predict_downscale.py"
+
+
+rule evaluate_downscale:
+    input:
+        unpack(downscale_samples),
+        models=lambda wildcards: list(downscale_models(wildcards).values()),
+    output:
+        metrics=DS_METRICS,
+        figure=report(
+            DS_FIGURE,
+            caption="captions/downscale_evaluation.rst",
+            category="Downscaling",
+            subcategory="{region}",
+            labels={"region": "{region}", "figure": "evaluation"},
+        ),
+    params:
+        downscale=subconfig("downscale", "split", "importance"),
+        kinds=config["downscale"]["split"]["kinds"],
+    log:
+        log_path("evaluate_downscale", "{region}"),
+    benchmark:
+        benchmark_path("evaluate_downscale", "{region}")
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=60,
+    conda:
+        "../envs/downscale.yaml"
+    script:
+        "../workflow_scripts/evaluate_downscale.py"
