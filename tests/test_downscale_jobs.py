@@ -494,6 +494,18 @@ def test_evaluate_scores_model_and_predict_zero_on_the_test_samples(e2e) -> None
         assert mse == pytest.approx(np.mean((pred - y_test) ** 2), rel=1e-6)
         assert mse == pytest.approx(e2e.trained[kind]["model_mse"], rel=1e-6)
         assert s["improvement_pct"] == pytest.approx(100 * (1 - mse / base), rel=1e-9)
+        # the linear baseline: least squares on each band's training samples' raw features
+        sq = []
+        for band in (0, 1):
+            train = (codes == TRAIN) & (meta["band"] == band)
+            held = test & (meta["band"] == band)
+            a = np.column_stack([X[train].astype(np.float64), np.ones(train.sum())])
+            coef = np.linalg.lstsq(a, y[train].astype(np.float64), rcond=None)[0]
+            lin = X[held].astype(np.float64) @ coef[:-1] + coef[-1]
+            sq.append((lin - y[held]) ** 2)
+        assert s["methods"]["baseline_linear"]["mse"] == pytest.approx(
+            np.mean(np.concatenate(sq)), rel=1e-4
+        )
         assert s["n_samples"] == test.sum() == s["counts"]["test"]
         assert s["counts"]["train"] == (codes == TRAIN).sum()
         assert s["counts"]["val"] == (codes == VAL).sum()

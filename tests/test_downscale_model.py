@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from lstfill.downscale.evaluate import mse, permutation_importance, split_scores
+from lstfill.downscale.evaluate import linear_baseline, mse, permutation_importance, split_scores
 from lstfill.downscale.model import Mlp, predict
 from lstfill.training import TrainConfig, fit
 
@@ -36,6 +36,19 @@ def test_baseline_zero_scores_on_a_hand_made_example():
     assert s["methods"]["model_mlp"]["mse"] == pytest.approx(0.375)
     assert s["improvement_pct"] == pytest.approx(75.0)
     assert s["n_samples"] == 4 and np.isnan(mse(np.zeros(0), np.zeros(0)))
+
+
+def test_linear_baseline_recovers_a_linear_response_and_is_scored_beside():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(500, 3))
+    y = 0.5 - 2.0 * x[:, 0] + 0.25 * x[:, 2]
+    fit = linear_baseline(x, y)
+    np.testing.assert_allclose(fit(np.array([[1.0, 7.0, 4.0]])), [0.5 - 2.0 + 1.0], atol=1e-5)
+    truth = np.array([1.0, -1.0])
+    s = split_scores(truth, np.zeros(2), {"baseline_linear": np.array([1.0, 0.0])})
+    assert set(s["methods"]) == {"model_mlp", "baseline_zero", "baseline_linear"}
+    assert s["methods"]["baseline_linear"]["mse"] == pytest.approx(0.5)
+    assert s["improvement_pct"] == pytest.approx(0.0)  # the MLP against predict-0 only
 
 
 def test_permutation_importance_finds_the_group_that_matters():

@@ -165,8 +165,9 @@ def test_downscale_products_metrics_and_runs(workdir):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["splits"]) == {"space", "day"}
     for split in metrics["splits"].values():
-        assert set(split["methods"]) == {"model_mlp", "baseline_zero"}
-        assert split["methods"]["model_mlp"]["n"] == split["methods"]["baseline_zero"]["n"] > 0
+        assert set(split["methods"]) == {"model_mlp", "baseline_zero", "baseline_linear"}
+        assert len({m["n"] for m in split["methods"].values()}) == 1  # the same samples
+        assert split["methods"]["model_mlp"]["n"] > 0
     assert set(metrics["importance"]["space"]) == {
         "time",
         "position",

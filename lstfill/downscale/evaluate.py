@@ -2,7 +2,9 @@
 permutation feature importance by feature group.
 
 The baseline predicts a deviation of 0, i.e. the centre pixel equals its 9x9 mean; the seed
-reports the MLP's gain as the relative reduction of the mean squared error against it.
+reports the MLP's gain as the relative reduction of the mean squared error against it. A linear
+least-squares model on the same features is scored too, so the MLP's gain over a linear response
+to topography is visible.
 Permutation importance (Breiman 2001; Fisher, Rudin & Dominici 2019) shuffles the rows of one
 feature *group* at a time, jointly (the 81 height differences move together, so the window's
 geometry stays intact), and records how much the model's MSE rises: the answer to the seed's
@@ -24,11 +26,25 @@ def mse(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(d**2)) if d.size else float("nan")
 
 
-def split_scores(truth: np.ndarray, model_pred: np.ndarray) -> dict[str, Any]:
-    """`model_mlp` and `baseline_zero` on the same samples, and the MSE improvement (%)."""
+def linear_baseline(x_train: np.ndarray, y_train: np.ndarray) -> Predict:
+    """Least-squares linear model (with intercept) on the MLP's own features: what the network
+    adds beyond a linear response to the same inputs."""
+    a = np.column_stack([np.asarray(x_train, np.float64), np.ones(len(x_train))])
+    coef, *_ = np.linalg.lstsq(a, np.asarray(y_train, np.float64), rcond=None)
+    return lambda x: (np.asarray(x, np.float64) @ coef[:-1] + coef[-1]).astype(np.float32)
+
+
+def split_scores(
+    truth: np.ndarray,
+    model_pred: np.ndarray,
+    baselines: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """`model_mlp`, `baseline_zero` and any further `baselines` (name -> prediction) on the same
+    samples, and the MLP's MSE improvement over predict-0 (%)."""
     truth = np.asarray(truth)
     methods = {}
-    for name, pred in (("model_mlp", model_pred), ("baseline_zero", np.zeros_like(truth))):
+    preds = {"model_mlp": model_pred, "baseline_zero": np.zeros_like(truth), **(baselines or {})}
+    for name, pred in preds.items():
         m = mse(pred, truth)
         methods[name] = {"mse": m, "rmse": float(np.sqrt(m)), "n": int(truth.size)}
     base = methods["baseline_zero"]["mse"]

@@ -24,7 +24,11 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import TensorDataset  # noqa: E402
 
-from lstfill.downscale.evaluate import permutation_importance, split_scores  # noqa: E402
+from lstfill.downscale.evaluate import (  # noqa: E402
+    linear_baseline,
+    permutation_importance,
+    split_scores,
+)
 from lstfill.downscale.model import Mlp, predict  # noqa: E402
 from lstfill.downscale.runs import append_run, log_mlflow  # noqa: E402
 from lstfill.downscale.samples import (  # noqa: E402
@@ -491,8 +495,9 @@ def evaluate(
     metrics_out: str | Path,
     figure_out: str | Path,
 ) -> dict[str, Any]:
-    """Each split's model next to predict-0 on the same test samples (overall and per band), and
-    permutation importance per feature group; writes metrics.json and the figure."""
+    """Each split's model next to predict-0 and a linear least-squares fit of the same features
+    (one per band, on the split's training samples) on the same test samples, overall and per band,
+    and permutation importance per feature group; writes metrics.json and the figure."""
     X, y, meta, params = read_samples(samples)
     columns = feature_names(int(params["radius"]))
     groups = {g: [columns.index(c) for c in cols if c in columns] for g, cols in GROUPS.items()}
@@ -507,13 +512,21 @@ def evaluate(
         test = codes == TEST
         xs, yt = scaler.transform(X[test]), y[test]
         pred = predict(model, xs)
-        scores = split_scores(yt, pred)
+        linear = np.zeros(test.sum(), np.float32)
+        for b_idx in range(len(params["band_names"])):  # one linear fit per overpass
+            band = meta["band"] == b_idx
+            fit_b = band & (codes == TRAIN)
+            if fit_b.any():
+                linear[band[test]] = linear_baseline(X[fit_b], y[fit_b])(X[band & test])
+        scores = split_scores(yt, pred, {"baseline_linear": linear})
         scores["counts"] = _split_counts(codes)
         scores["by_band"] = {}
         for b_idx, band in enumerate(params["band_names"]):
             sel = meta["band"][test] == b_idx
             if sel.any():
-                scores["by_band"][band] = split_scores(yt[sel], pred[sel])
+                scores["by_band"][band] = split_scores(
+                    yt[sel], pred[sel], {"baseline_linear": linear[sel]}
+                )
         if kind == "day":
             scores["test_days"] = sorted(str(d) for d in np.unique(meta["date"][test]))
         out["splits"][kind] = scores
@@ -556,9 +569,12 @@ def plot_evaluation(
         ax.set_xlabel("observed deviation from the 9x9 mean (K)")
         ax.set_ylabel("predicted deviation (K)")
         m, b = s["methods"]["model_mlp"], s["methods"]["baseline_zero"]
+        lin = s["methods"].get("baseline_linear", {}).get("rmse", float("nan"))
         ax.set_title(
-            f"{kind} split, test: RMSE {m['rmse']:.3f} K vs predict-0 {b['rmse']:.3f} K\n"
-            f"MSE improvement {s['improvement_pct']:.1f} % ({s['n_samples']} samples)"
+            f"{kind} split, test RMSE: MLP {m['rmse']:.3f} K, predict-0 {b['rmse']:.3f} K, "
+            f"linear {lin:.3f} K\nMSE improvement {s['improvement_pct']:.1f} % "
+            f"({s['n_samples']} samples)",
+            fontsize=10,
         )
         ax = axes[1, j]
         imp = metrics["importance"][kind]
