@@ -73,7 +73,7 @@ def _train(folder: str, days: int, name: str, threads: int, queue: Any) -> None:
         f"{folder}/s.nc",
         cfg,
         "day",
-        f"{folder}/m.pt",
+        f"{folder}/m_{name[:4]}.pt",
         f"{folder}/c.png",
         f"{folder}/w_{name[:4]}",
         f"{folder}/runs.csv",
@@ -82,13 +82,21 @@ def _train(folder: str, days: int, name: str, threads: int, queue: Any) -> None:
     )
     n = BATCHES * 128  # one epoch of max_batches_per_epoch batches of 128 (the seed's batch)
     queue.put((f"train, {name}", metrics["seconds_per_epoch"], n, _peak_mb()))
+
+
+def _map(folder: str, name: str, threads: int, queue: Any) -> None:
+    import torch
+
+    from lstfill.downscale import jobs
+
+    torch.set_num_threads(threads)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         day = jobs.days_of(f"{folder}/s.json")[0]
         jobs.predict_map(
             [f"{folder}/LST_2020_NetCDF.nc"],
             f"{folder}/dem_1km.tif",
-            f"{folder}/m.pt",
+            f"{folder}/m_{name[:4]}.pt",
             day,
             False,
             f"{tmp}/map.tif",
@@ -119,6 +127,7 @@ def main() -> None:
         rows += _in_process(_prepare, folder, args.days)
         for name in ARCHITECTURES:
             rows += _in_process(_train, folder, args.days, name, args.threads)
+            rows += _in_process(_map, folder, name, args.threads)
     print(f"\n{'step':44s} {'seconds':>9s} {'items':>10s} {'items/s':>10s} {'peak RSS MB':>12s}")
     for step, seconds, items, peak in rows:
         print(f"{step:44s} {seconds:9.1f} {items:10d} {items / seconds:10.0f} {peak:12.0f}")
