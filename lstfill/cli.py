@@ -43,6 +43,9 @@ def cmd_check_config(args: argparse.Namespace) -> None:
             f"{name}: source={region['source']} {region['start']}..{region['end']} "
             f"grid {grid.crs} {grid.width}x{grid.height} @ {grid.res[0]:g}"
         )
+    for name, region in cfg["downscale"]["regions"].items():
+        files = "" if region["source"] == "demo" else f" lst {region['lst_files']}"
+        print(f"{name}: downscaling, source={region['source']}{files}")
     print("config OK")
 
 

@@ -140,3 +140,14 @@ def test_a_partly_given_training_section_keeps_the_jobs_own_defaults():
     assert training["learning_rate"] == 0.001
     assert training["batch_size"] == 128
     assert cfg["regions"] == {}
+
+
+def test_check_config_lists_both_kinds_of_region(capsys):
+    from lstfill.cli import main
+
+    assert (
+        main(["--config", str(ROOT / "config" / "examples" / "israel.yaml"), "check-config"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "israel: downscaling, source=local" in out and "LST_2020_NetCDF.nc" in out
+    assert out.rstrip().endswith("config OK")
