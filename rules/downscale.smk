@@ -12,6 +12,8 @@ rule downscale_demo_region:
         demo=lambda wildcards: downscale_region(wildcards)["demo"],
     log:
         log_path("downscale_demo_region", "{region}"),
+    benchmark:
+        benchmark_path("downscale_demo_region", "{region}")
     threads: 1
     resources:
         mem_mb=2000,
