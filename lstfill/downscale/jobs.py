@@ -59,6 +59,7 @@ from lstfill.training import (  # noqa: E402
 log = logging.getLogger(__name__)
 
 DEMO_YEAR = 2020
+DEMO_LST_NAME = israel.file_name(DEMO_YEAR)  # the published name, LST_2020_NetCDF.nc
 MODEL_NAME = "downscale_mlp"
 SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}
 # keys of the downscale config section that decide the samples (and so their cache key)
@@ -94,8 +95,8 @@ def write_demo_region(
     from lstfill.sources.demo_israel import write_demo_israel
 
     lst_out, dem_out = Path(lst_out), Path(dem_out)
-    if lst_out.name != israel.file_name(DEMO_YEAR) or lst_out.parent != dem_out.parent:
-        raise ValueError(f"demo files go to one folder as {israel.file_name(DEMO_YEAR)} and a DEM")
+    if lst_out.name != DEMO_LST_NAME or lst_out.parent != dem_out.parent:
+        raise ValueError(f"demo files go to one folder as {DEMO_LST_NAME} and a DEM")
     paths = write_demo_israel(
         lst_out.parent,
         settings["seed"],
@@ -500,7 +501,10 @@ def evaluate(
     and permutation importance per feature group; writes metrics.json and the figure."""
     X, y, meta, params = read_samples(samples)
     columns = feature_names(int(params["radius"]))
-    groups = {g: [columns.index(c) for c in cols if c in columns] for g, cols in GROUPS.items()}
+    # GROUPS lists the 9x9 window's columns; the height differences follow the samples' radius
+    groups = {
+        g: [columns.index(c) for c in cols] for g, cols in GROUPS.items() if g != "height_diffs"
+    }
     groups["height_diffs"] = [i for i, c in enumerate(columns) if c.startswith("hd_")]
     imp_cfg = cfg["importance"]
     out: dict[str, Any] = {"splits": {}, "importance": {}, "samples": params}
