@@ -159,6 +159,14 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return Path(path)
 
 
+def write_netcdf(path: str | Path, ds: xr.Dataset, complevel: int = 1) -> Path:
+    """Write `ds` as NetCDF-4 with every data variable zlib-compressed, atomically."""
+    enc = {v: {"zlib": True, "complevel": complevel} for v in ds.data_vars}
+    with atomic_output(path) as tmp:
+        ds.to_netcdf(tmp, encoding=enc, engine="netcdf4")
+    return Path(path)
+
+
 def load_netcdf(path: str | Path, what: str) -> xr.Dataset:
     """A whole NetCDF file in memory (closed again); InputError naming the file and `what` it
     should have been when it is missing, empty or unreadable."""

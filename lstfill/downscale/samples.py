@@ -21,7 +21,7 @@ import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 
 from lstfill.errors import ConfigError, InputError
-from lstfill.io import atomic_output, json_ready, load_netcdf
+from lstfill.io import json_ready, load_netcdf, write_netcdf
 from lstfill.splits import TEST, TRAIN, VAL, split_blocks, window_inside
 
 RADIUS = 4
@@ -334,10 +334,7 @@ def write_samples(
             "meta": json.dumps(list(meta)),
         },
     )
-    enc = {v: {"zlib": True, "complevel": 1} for v in ds.data_vars}
-    with atomic_output(path) as tmp:
-        ds.to_netcdf(tmp, encoding=enc, engine="netcdf4")
-    return Path(path)
+    return write_netcdf(path, ds)
 
 
 def read_samples(

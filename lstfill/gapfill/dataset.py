@@ -26,7 +26,7 @@ from lstfill.gapfill.features import (
     numeric_stack,
 )
 from lstfill.gapfill.series import LstSeries
-from lstfill.io import atomic_output, load_netcdf
+from lstfill.io import load_netcdf, write_netcdf
 
 
 @dataclass
@@ -152,10 +152,7 @@ def write_patches(
     )
     for name, arr in (maps or {}).items():
         ds[name] = (("y", "x"), np.asarray(arr))
-    enc = {v: {"zlib": True, "complevel": 1} for v in ds.data_vars}
-    with atomic_output(path) as tmp:
-        ds.to_netcdf(tmp, encoding=enc, engine="netcdf4")
-    return Path(path)
+    return write_netcdf(path, ds)
 
 
 def read_patches(
