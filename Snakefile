@@ -25,6 +25,7 @@ report: "rules/captions/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/download.smk"
 include: "rules/acquire.smk"
 include: "rules/prepare.smk"
 include: "rules/gapfill.smk"

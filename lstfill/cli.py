@@ -7,6 +7,7 @@ step can be rerun by hand, outside Snakemake, with the same result.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
@@ -55,6 +56,52 @@ def cmd_acquire(args: argparse.Namespace) -> None:
     cfg = load_config(args.config)
     p = _paths(args.region)
     acquire(args.region, _region(cfg, args.region), p["region_dir"], p["inventory"])
+
+
+def _date_range(text: str) -> tuple[dt.date, dt.date]:
+    """ "2023-07-01" or "2023-07-01..2023-07-05" as (start, end), inclusive."""
+    first, _, last = text.partition("..")
+    try:
+        start = dt.date.fromisoformat(first)
+        end = dt.date.fromisoformat(last) if last else start
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"not a date or range: {text!r} (YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD)"
+        ) from exc
+    if end < start:
+        raise argparse.ArgumentTypeError(f"range ends before it starts: {text!r}")
+    return start, end
+
+
+def cmd_download(args: argparse.Namespace) -> None:
+    """Search (and unless --dry-run fetch) one region's files outside Snakemake."""
+    from lstfill.config import region_dates
+    from lstfill.download import jobs
+    from lstfill.download.base import Area
+
+    cfg = load_config(args.config)
+    if args.region is None:
+        if len(cfg["regions"]) != 1:
+            raise LstfillError(f"name the region with --region (have: {', '.join(cfg['regions'])})")
+        args.region = next(iter(cfg["regions"]))
+    region = _region(cfg, args.region)
+    sources = args.source or region.get("download", {}).get("sources", list(jobs.SOURCES))
+    start, end = args.dates or region_dates(region)
+    area = Area.from_config(args.region, region)
+    for source in sources:
+        dated = source in jobs.DATED
+        refs, paths = jobs.run_download(
+            source,
+            area,
+            start if dated else None,
+            end if dated else None,
+            jobs.provider_settings(source, region, cfg),
+            args.dest or _paths(args.region)["region_dir"] / "raw",
+            dry_run=args.dry_run,
+            secrets=args.secrets,
+        )
+        print(f"# {source}: {args.region} {start}..{end}" if dated else f"# {source}")
+        print(jobs.describe(refs) if args.dry_run else f"{len(paths)} files in place")
 
 
 def cmd_static(args: argparse.Namespace) -> None:
@@ -132,6 +179,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("region")
     s.set_defaults(func=cmd_acquire)
+    s = sub.add_parser(
+        "download",
+        help="rules download_*: search and fetch a region's provider files",
+        description="Search each source's catalogue for the region and dates and fetch the "
+        "files into resources/<region>/raw/<source>/ (complete files are skipped, partial ones "
+        "resumed). Credentials: see the README, 'Running a real region'.",
+    )
+    s.add_argument("--config", default=argparse.SUPPRESS, help="workflow config (YAML)")
+    s.add_argument("--region", help="region of the config (default: its only region)")
+    s.add_argument(
+        "--source",
+        nargs="+",
+        choices=["ecostress", "sentinel2", "inca", "srtm", "modis"],
+        help="sources to fetch (default: the region's download.sources)",
+    )
+    s.add_argument(
+        "--dates",
+        type=_date_range,
+        help="YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD (default: the region's period)",
+    )
+    s.add_argument("--dry-run", action="store_true", help="search only: list what would be fetched")
+    s.add_argument(
+        "--secrets",
+        type=Path,
+        help="secrets file (default: $LSTFILL_SECRETS or config/secrets.ini)",
+    )
+    s.add_argument("--dest", type=Path, help="raw folder (default: resources/<region>/raw)")
+    s.set_defaults(func=cmd_download)
     s = sub.add_parser("inventory", help="summarise a region's inventory")
     s.add_argument("region")
     s.set_defaults(func=cmd_inventory)

@@ -1,8 +1,11 @@
-# Acquisition: raw provider files under resources/{region}/raw/ and their inventory.
+# Acquisition: raw provider files under resources/{region}/raw/ (synthesised, placed by hand, or
+# fetched by rules/download.smk) and their inventory.
 # A checkpoint, because which acquisitions exist is only known once the files are there.
 
 
 checkpoint acquire_raw:
+    input:
+        download_manifests,
     output:
         inventory=INVENTORY,
     params:

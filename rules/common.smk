@@ -4,6 +4,7 @@
 from lstfill.config import validate_config
 from lstfill.downscale import jobs as downscale_jobs
 from lstfill.downscale.samples import samples_key
+from lstfill.download import jobs as download_jobs
 from lstfill.inventory import (
     inca_files_for,
     modis_days,
@@ -26,6 +27,9 @@ wildcard_constraints:
 
 
 REGION_DIR = "resources/{region}"
+RAW_DIR = "resources/{region}/raw"
+DOWNLOAD_DAY = "resources/{region}/downloads/{source}/{day}.json"
+DOWNLOAD_SRTM = "resources/{region}/downloads/srtm.json"
 INVENTORY = "resources/{region}/inventory.json"
 STATIC = "results/{region}/cubes/static.nc"
 S2_GRID = "results/{region}/cubes/sentinel2/{scene}.nc"
@@ -221,3 +225,35 @@ def subconfig(section, *keys):
 def region_config(wildcards):
     """The validated config block of the {region} wildcard."""
     return config["regions"][wildcards.region]
+
+
+def download_day(source):
+    """Manifest pattern of one source's download job per {region} and {day}."""
+    return DOWNLOAD_DAY.replace("{source}", source)
+
+
+def download_settings(source):
+    """Input function: the provider settings of `source` for the {region} wildcard."""
+
+    def settings(wildcards):
+        region = config["regions"][wildcards.region]
+        return download_jobs.provider_settings(source, region, config)
+
+    return settings
+
+
+def download_manifests(wildcards):
+    """A 'download' region's manifests: one per source and day (SRTM: one); none otherwise."""
+    region = config["regions"][wildcards.region]
+    if region["source"] != "download":
+        return []
+    manifests = []
+    for source in region["download"]["sources"]:
+        if source == "srtm":
+            manifests.append(DOWNLOAD_SRTM.format(region=wildcards.region))
+            continue
+        days = download_jobs.source_days(source, region, config)
+        manifests += expand(
+            download_day(source), region=wildcards.region, day=[d.strftime("%Y%m%d") for d in days]
+        )
+    return manifests
