@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -e ".[test,dev]"
+	# pymodis (the MODIS Data Pool backend) needs the GDAL bindings, built against the system
+	# GDAL: installed where gdal-config exists (apt-get install libgdal-dev), else its tests skip.
+	if command -v gdal-config >/dev/null; then \
+		$(PY) -m pip install --quiet "GDAL==$$(gdal-config --version)" "pymodis==2.4.1"; fi
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -78,7 +78,11 @@ def build_inventory(
     )
     missing = sorted(set(landcover.LAYERS) - set(layers))
     if missing:
-        raise InputError(lc_dir, f"land-cover layers missing: {', '.join(missing)}")
+        raise InputError(
+            lc_dir,
+            f"land-cover layers missing: {', '.join(missing)} (Copernicus HRL GeoTIFFs named like "
+            f"{landcover.layer_filename(missing[0])}; they are never downloaded: place them here)",
+        )
     mod_dir = raw / "modis"
     modis_files = {
         product: [str(p) for p in modis.find_modis(mod_dir, product)] if mod_dir.is_dir() else []
