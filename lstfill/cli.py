@@ -40,8 +40,11 @@ def cmd_check_config(args: argparse.Namespace) -> None:
     cfg = load_config(args.config)
     for name, region in cfg["regions"].items():
         grid = grid_from_config(region["grid"])
+        fetched = ""
+        if region["source"] == "download":
+            fetched = f" fetching {', '.join(region['download']['sources'])}"
         print(
-            f"{name}: source={region['source']} {region['start']}..{region['end']} "
+            f"{name}: source={region['source']}{fetched} {region['start']}..{region['end']} "
             f"grid {grid.crs} {grid.width}x{grid.height} @ {grid.res[0]:g}"
         )
     for name, region in cfg["downscale"]["regions"].items():

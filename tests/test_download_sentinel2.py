@@ -1,0 +1,486 @@
+"""Sentinel-2 L2A through Sentinel Hub (CDSE): payloads, catalogue search, chunked Process API
+download and assembly, token handling and secret hygiene, all offline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+import responses
+from affine import Affine
+from rasterio.io import MemoryFile
+from werkzeug import Request, Response
+
+from lstfill.download import sentinel2 as sh
+from lstfill.download.base import Area, AuthError, DownloadError, lonlat_bbox
+from lstfill.download.credentials import MissingCredentials, SentinelHubCredentials
+from lstfill.download.fetch import Fetcher, FetchPolicy
+from lstfill.grid import grid_from_config
+from lstfill.sources import sentinel2 as s2
+
+SECRET = "s3cr3t-Client-Pa55"
+CREDS = SentinelHubCredentials("client-id", SECRET, origin="test")
+SCENE = "S2B_MSIL2A_20230701T101559_N0509_R065_T33UXP_20230701T130012"
+OTHER_TILE = "S2B_MSIL2A_20230701T101559_N0509_R065_T33UXQ_20230701T130012"
+ITEM_TIME = "2023-07-01T10:25:59.024Z"
+X0, Y1 = 600000.0, 5390300.0  # upper-left corner of the test area
+CRS_TEXT = "EPSG:32633"
+TOKEN = "tok-abc123"
+NODATA_10 = (29, 39)  # the 10 m pixel the fake server marks as no data (dataMask 0)
+NODATA_20 = (0, 0)  # the 20 m pixel likewise
+FAST = FetchPolicy(retries=2, backoff_s=0.0, progress=False)
+
+
+@pytest.fixture
+def area() -> Area:
+    """A 400 m x 300 m area: 40 x 30 px at 10 m, 20 x 15 px at 20 m."""
+    grid = grid_from_config(
+        {"crs": CRS_TEXT, "bounds": [600000, 5390000, 600400, 5390300], "resolution": 100}
+    )
+    return Area("test", grid, "33UXP", lonlat_bbox(grid))
+
+
+@pytest.fixture
+def settings() -> dict[str, Any]:
+    return {"max_pixels": 16, "max_cloud_cover": 50}
+
+
+@pytest.fixture
+def no_env_creds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No Sentinel Hub credential in the environment or a secrets file."""
+    for name in ("SH_CLIENT_ID", "SH_CLIENT_SECRET", "LSTFILL_SECRETS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def refs_for(area: Area, settings: dict[str, Any]) -> list:
+    config = sh.sh_config(CREDS, settings)
+    return sh.scene_refs(area, SCENE, ITEM_TIME, settings, config)
+
+
+# --- payloads ---------------------------------------------------------------------------------
+
+
+def test_split_covers_exactly_with_limit():
+    assert sh.split(30, 16) == [(0, 15), (15, 15)]
+    assert sh.split(16, 16) == [(0, 16)]
+    parts = sh.split(10980, 2500)
+    assert len(parts) == 5 and all(size <= 2500 for _, size in parts)
+    assert parts[0][0] == 0 and sum(size for _, size in parts) == 10980
+
+
+def test_payloads_tile_the_area(area, settings):
+    refs = refs_for(area, settings)
+    by_res = {res: [r for r in refs if r.meta["res"] == res] for res in (10, 20)}
+    assert len(by_res[10]) == 6 and len(by_res[20]) == 2  # 2 x 3 and 1 x 2 chunks
+    for res, (height, width) in ((10, (30, 40)), (20, (15, 20))):
+        cover = np.zeros((height, width), int)
+        for ref in by_res[res]:
+            r0, c0, h, w = ref.meta["window"]
+            assert h <= 16 and w <= 16
+            cover[r0 : r0 + h, c0 : c0 + w] += 1
+            body = ref.json
+            assert body["output"]["width"] == w and body["output"]["height"] == h
+            expected = [X0 + c0 * res, Y1 - (r0 + h) * res, X0 + (c0 + w) * res, Y1 - r0 * res]
+            assert body["input"]["bounds"]["bbox"] == pytest.approx(expected)
+            assert body["input"]["bounds"]["properties"]["crs"].endswith("/EPSG/0/32633")
+            assert ref.name == f".chunks/{SCENE}/{res}m_{ref.meta['row']}_{ref.meta['col']}.tif"
+            assert ref.meta["shape"] == [height, width] and ref.meta["tile"] == "33UXP"
+        assert (cover == 1).all()  # no gap, no overlap
+
+
+def test_payload_content(area, settings):
+    refs = refs_for(area, settings)
+    ref10 = next(r for r in refs if r.meta["res"] == 10)
+    ref20 = next(r for r in refs if r.meta["res"] == 20)
+    for ref in (ref10, ref20):
+        assert ref.method == "POST" and ref.kind == "geotiff"
+        assert ref.url == f"{sh.CDSE_URL}/api/v1/process"
+        assert ref.headers == {"Accept": "image/tiff"}
+        data = ref.json["input"]["data"][0]
+        assert data["type"] == "sentinel-2-l2a"
+        assert data["processing"] == {"harmonizeValues": True}
+        assert data["dataFilter"]["timeRange"] == {
+            "from": "2023-07-01T10:24:59Z",
+            "to": "2023-07-01T10:27:00Z",
+        }
+        assert ref.json["output"]["responses"] == [
+            {"identifier": "default", "format": {"type": "image/tiff"}}
+        ]
+        script = ref.json["evalscript"]
+        assert 'units: "DN"' in script and '"dataMask"' in script
+        assert 'sampleType: "UINT16"' in script and "s.dataMask ?" in script
+    assert _script_bands(ref10.json["evalscript"]) == ["B02", "B03", "B04", "B08"]
+    assert _script_bands(ref20.json["evalscript"]) == ["B11", "B12", "SCL"]
+    assert ref20.meta["bands"] == ["B11", "B12", "SCL"]
+
+
+def test_band_subset_and_bad_bands(area):
+    refs = refs_for(area, {"bands": ["B04", "B12"], "max_pixels": 2500})
+    assert [r.meta["bands"] for r in refs] == [["B04"], ["B12", "SCL"]]
+    refs = refs_for(area, {"bands": ["B11"]})
+    assert [r.meta["res"] for r in refs] == [20]  # no 10 m request at all
+    with pytest.raises(DownloadError, match="'bands'"):
+        refs_for(area, {"bands": ["B01"]})
+
+
+def test_collection_is_idempotent_per_url():
+    cdse = sh.collection(sh.CDSE_URL)
+    assert cdse is sh.collection(sh.CDSE_URL + "/")
+    assert cdse.service_url == sh.CDSE_URL and cdse.api_id == "sentinel-2-l2a"
+    other = sh.collection("http://localhost:1234")
+    assert other is sh.collection("http://localhost:1234")
+    assert other is not cdse and other.service_url == "http://localhost:1234"
+
+
+def test_select_items():
+    reproc = SCENE.replace("N0509", "N0510").replace("20230701T130012", "20240101T000000")
+    s2a = "S2A_MSIL2A_20230703T100601_N0509_R022_T33UXP_20230703T140012"
+    items = [
+        {"id": OTHER_TILE},
+        {"id": SCENE + ".SAFE"},
+        {"id": reproc},
+        {"id": "S2B_MSIL1C_20230701T101559_N0509_R065_T33UXP_20230701T110012"},
+        {"id": s2a},
+    ]
+    picked = sh.select_items(items, "T33UXP")
+    assert [sid.name for sid, _ in picked] == [reproc, s2a]
+    # without a tile: the first product of each datatake
+    assert [sid.name for sid, _ in sh.select_items(items, None)] == [OTHER_TILE, s2a]
+
+
+# --- catalogue search -------------------------------------------------------------------------
+
+
+def _item(name: str) -> dict[str, Any]:
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": name,
+        "properties": {"datetime": ITEM_TIME, "eo:cloud_cover": 12.5},
+        "geometry": None,
+        "links": [],
+        "assets": {},
+    }
+
+
+@responses.activate
+def test_search_posts_filter_and_time(area, settings):
+    responses.post(
+        sh.CDSE_TOKEN_URL,
+        json={"access_token": TOKEN, "token_type": "Bearer", "expires_in": 600},
+    )
+    responses.post(
+        f"{sh.CDSE_URL}/api/v1/catalog/1.0.0/search",
+        json={
+            "type": "FeatureCollection",
+            "features": [_item(OTHER_TILE), _item(SCENE)],
+            "links": [],
+            "context": {"limit": 100, "returned": 2},
+        },
+    )
+    refs = sh.search(area, dt.date(2023, 7, 1), dt.date(2023, 7, 3), settings, creds=CREDS)
+
+    assert len(responses.calls) == 2
+    token_body = responses.calls[0].request.body
+    assert "grant_type=client_credentials" in token_body
+    search = responses.calls[1].request
+    assert search.headers["Authorization"] == f"Bearer {TOKEN}"
+    body = json.loads(search.body)
+    assert body["collections"] == ["sentinel-2-l2a"]
+    assert body["filter"] == "eo:cloud_cover < 50"
+    assert body["filter-lang"] == "cql2-text"
+    assert body["datetime"] == "2023-07-01T00:00:00Z/2023-07-03T23:59:59Z"
+    assert body["bbox"] == pytest.approx(area.bbox_lonlat, abs=1e-5)  # WGS84, not UTM
+    assert "properties.datetime" in body["fields"]["include"]
+    assert {r.meta["scene"] for r in refs} == {SCENE}  # the other tile is dropped
+    assert len(refs) == 8 and all(r.meta["time"] == ITEM_TIME for r in refs)
+
+
+@responses.activate
+def test_search_follows_next_token(area, settings):
+    responses.post(
+        sh.CDSE_TOKEN_URL,
+        json={"access_token": TOKEN, "token_type": "Bearer", "expires_in": 600},
+    )
+    url = f"{sh.CDSE_URL}/api/v1/catalog/1.0.0/search"
+    later = "S2A_MSIL2A_20230703T100601_N0509_R022_T33UXP_20230703T140012"
+    page2 = _item(later) | {"properties": {"datetime": "2023-07-03T10:16:01Z"}}
+    responses.post(url, json={"features": [_item(SCENE)], "context": {"next": 1}})
+    responses.post(url, json={"features": [page2], "context": {}})
+    refs = sh.search(area, dt.date(2023, 7, 1), dt.date(2023, 7, 3), settings, creds=CREDS)
+    assert [json.loads(c.request.body).get("next") for c in responses.calls[1:]] == [None, 1]
+    assert list(dict.fromkeys(r.meta["scene"] for r in refs)) == [SCENE, later]
+
+
+@responses.activate
+def test_search_token_refused_is_auth_error(area, settings, caplog):
+    caplog.set_level(logging.DEBUG)
+    responses.post(
+        sh.CDSE_TOKEN_URL,
+        status=401,
+        json={"error": "unauthorized_client", "error_description": f"bad secret {SECRET}"},
+    )
+    with pytest.raises(AuthError) as info:
+        sh.search(area, dt.date(2023, 7, 1), dt.date(2023, 7, 3), settings, creds=CREDS)
+    _assert_no_secret(info.value, caplog)
+    assert "SH_CLIENT_ID" in str(info.value) and sh.CDSE_TOKEN_URL in str(info.value)
+    assert len(responses.calls) == 1  # no catalogue request without a token
+
+
+@responses.activate
+def test_search_catalogue_error(area, settings):
+    responses.post(
+        sh.CDSE_TOKEN_URL,
+        json={"access_token": TOKEN, "token_type": "Bearer", "expires_in": 600},
+    )
+    responses.post(f"{sh.CDSE_URL}/api/v1/catalog/1.0.0/search", status=400, json={"e": "bad"})
+    with pytest.raises(DownloadError, match=r"HTTP 400") as info:
+        sh.search(area, dt.date(2023, 7, 1), dt.date(2023, 7, 3), settings, creds=CREDS)
+    assert f"{sh.CDSE_URL}/api/v1/catalog/1.0.0/search" in str(info.value)
+
+
+def test_search_without_credentials(area, settings, no_env_creds):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        with pytest.raises(MissingCredentials, match="SH_CLIENT_ID"):
+            sh.search(area, dt.date(2023, 7, 1), dt.date(2023, 7, 3), settings)
+        assert len(mock.calls) == 0
+
+
+# --- a fake Sentinel Hub ----------------------------------------------------------------------
+
+
+def _script_bands(script: str) -> list[str]:
+    bands = json.loads(re.search(r"bands: (\[[^\]]*\])", script).group(1))
+    return [b for b in bands if b != "dataMask"]
+
+
+def expected_dn(band: str, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The DN the fake server gives `band` at global pixel (rows, cols) of its resolution."""
+    if band == "SCL":
+        value = 4 + (rows + cols) % 3
+    else:
+        base = 1000 + 1000 * s2.REFLECTANCE_BANDS.index(band)
+        value = base + rows * 100 + cols
+    nodata = NODATA_10 if band in s2.BANDS_10M else NODATA_20
+    return np.where((rows == nodata[0]) & (cols == nodata[1]), 0, value).astype(np.uint16)
+
+
+def _tiff(stack: np.ndarray, transform: Affine) -> bytes:
+    with MemoryFile() as mem:
+        with mem.open(
+            driver="GTiff",
+            width=stack.shape[2],
+            height=stack.shape[1],
+            count=stack.shape[0],
+            dtype="uint16",
+            crs=CRS_TEXT,
+            transform=transform,
+        ) as dst:
+            dst.write(stack)
+        return mem.read()
+
+
+class FakeSentinelHub:
+    """Token and Process API endpoints; the TIFFs encode each pixel's global position."""
+
+    def __init__(self, httpserver, *, fail_first: int = 0, all_nodata: bool = False):
+        self.server = httpserver
+        self.process_calls: list[dict[str, Any]] = []
+        self.auth: list[str | None] = []
+        self.fail_first = fail_first
+        self.all_nodata = all_nodata
+        self._lock = threading.Lock()
+        httpserver.expect_request("/token", method="POST").respond_with_json(
+            {"access_token": TOKEN, "token_type": "Bearer", "expires_in": 3600}
+        )
+        httpserver.expect_request("/api/v1/process", method="POST").respond_with_handler(
+            self.process
+        )
+
+    def settings(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "base_url": self.server.url_for("/").rstrip("/"),
+            "token_url": self.server.url_for("/token"),
+            "max_pixels": 16,
+            **extra,
+        }
+
+    def process(self, request: Request) -> Response:
+        body = request.get_json()
+        with self._lock:
+            self.process_calls.append(body)
+            self.auth.append(request.headers.get("Authorization"))
+            if len(self.process_calls) <= self.fail_first:
+                return Response("slow down", status=429, headers={"Retry-After": "7"})
+        x0, y0, x1, y1 = body["input"]["bounds"]["bbox"]
+        width, height = body["output"]["width"], body["output"]["height"]
+        res = (x1 - x0) / width
+        assert res == (y1 - y0) / height
+        r0, c0 = round((Y1 - y1) / res), round((x0 - X0) / res)
+        rows, cols = np.mgrid[r0 : r0 + height, c0 : c0 + width]
+        bands = _script_bands(body["evalscript"])
+        stack = np.stack([expected_dn(b, rows, cols) for b in bands])
+        if self.all_nodata:
+            stack[:] = 0
+        data = _tiff(stack, Affine(res, 0, x0, 0, -res, y1))
+        return Response(data, status=200, content_type="image/tiff")
+
+
+@pytest.fixture
+def fake(httpserver, monkeypatch) -> FakeSentinelHub:
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the test server speaks http
+    return FakeSentinelHub(httpserver)
+
+
+def _assert_scene(folder: Path) -> None:
+    scene = s2.read_scene(folder)
+    rows10, cols10 = np.mgrid[0:30, 0:40]
+    for band in s2.BANDS_10M:
+        refl = scene.reflectance[band]
+        assert refl.data.shape == (30, 40)
+        dn = expected_dn(band, rows10, cols10).astype(np.float32)
+        want = np.where(dn == 0, np.nan, dn / np.float32(10000))
+        np.testing.assert_allclose(refl.data, want, rtol=1e-6)
+    rows20, cols20 = np.mgrid[0:15, 0:20]
+    for band in ("B11", "B12"):
+        dn = expected_dn(band, rows20, cols20).astype(np.float32)
+        want = np.where(dn == 0, np.nan, dn / np.float32(10000))
+        np.testing.assert_allclose(scene.reflectance[band].data, want, rtol=1e-6)
+    np.testing.assert_array_equal(scene.scl.data, expected_dn("SCL", rows20, cols20))
+    # known pixels on both sides of chunk borders (10 m rows split 15|15, columns 13|13|14)
+    b02 = scene.reflectance["B02"].data
+    assert b02[14, 12] == pytest.approx(0.2412) and b02[15, 13] == pytest.approx(0.2513)
+    assert b02[0, 26] == pytest.approx(0.1026) and np.isnan(b02[NODATA_10])
+    assert scene.scl.data[NODATA_20] == 0 and scene.scl.data[0, 1] == 5
+    assert scene.reflectance["B02"].transform == Affine(10, 0, X0, 0, -10, Y1)
+    assert scene.scl.transform == Affine(20, 0, X0, 0, -20, Y1)
+    with rasterio.open(next(folder.glob("*_B04_10m.tif"))) as src:
+        assert src.tags()["BOA_ADD_OFFSET"] == "0"
+        assert src.tags()["PROCESSING_BASELINE"] == "05.09"
+        assert src.dtypes == ("uint16",) and src.nodata == 0
+
+
+# --- download ---------------------------------------------------------------------------------
+
+
+def test_download_assembles_scene(area, fake, tmp_path):
+    settings = fake.settings()
+    refs = refs_for(area, settings)
+    dest = tmp_path / "raw" / "sentinel2"
+
+    folders = sh.download(refs, dest, settings, creds=CREDS)
+
+    assert folders == [dest / SCENE]
+    _assert_scene(dest / SCENE)
+    assert s2.find_scenes(dest) == [SCENE]
+    assert len(fake.process_calls) == 8
+    assert fake.auth == [f"Bearer {TOKEN}"] * 8
+    assert not (dest / ".chunks").exists()
+    assert sorted(p.name for p in dest.iterdir()) == [SCENE]  # no staging left over
+
+    # complete scenes are not fetched again (no token, no process request)
+    token_calls = _token_calls(fake)
+    assert sh.download(refs, dest, settings, creds=CREDS) == [dest / SCENE]
+    assert len(fake.process_calls) == 8 and _token_calls(fake) == token_calls
+
+
+def _token_calls(fake: FakeSentinelHub) -> int:
+    return sum(1 for req, _ in fake.server.log if req.path == "/token")
+
+
+def test_download_retries_rate_limit(area, fake, tmp_path):
+    fake.fail_first = 1
+    settings = fake.settings()
+    sleeps: list[float] = []
+    session = sh.authorized_session(CREDS, settings)
+    fetcher = Fetcher(sh.PROVIDER, session=session, policy=FAST, sleep=sleeps.append)
+
+    folders = sh.download(refs_for(area, settings), tmp_path, settings, fetcher=fetcher)
+
+    assert folders == [tmp_path / SCENE]
+    assert sleeps == [7.0]  # Retry-After honoured
+    assert len(fake.process_calls) == 9
+    assert all(a == f"Bearer {TOKEN}" for a in fake.auth)
+    _assert_scene(tmp_path / SCENE)
+
+
+def test_download_rebuilds_incomplete_scene(area, fake, tmp_path):
+    settings = fake.settings()
+    refs = refs_for(area, settings)
+    (tmp_path / SCENE).mkdir()
+    (tmp_path / SCENE / "junk.tif").write_bytes(b"not a tiff")
+    assert sh.download(refs, tmp_path, settings, creds=CREDS) == [tmp_path / SCENE]
+    assert len(fake.process_calls) == 8
+    assert not (tmp_path / SCENE / "junk.tif").exists()
+    _assert_scene(tmp_path / SCENE)
+
+
+def test_download_skips_scene_without_data(area, fake, tmp_path, caplog):
+    fake.all_nodata = True
+    settings = fake.settings()
+    with caplog.at_level(logging.WARNING):
+        assert sh.download(refs_for(area, settings), tmp_path, settings, creds=CREDS) == []
+    assert f"{SCENE} has no valid pixel" in caplog.text
+    assert list(tmp_path.iterdir()) == []  # neither scene nor chunks
+
+
+def test_download_token_refused(area, httpserver, monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    caplog.set_level(logging.DEBUG)
+    httpserver.expect_request("/token", method="POST").respond_with_data(
+        f"invalid client credentials (secret={SECRET})", status=401, content_type="text/plain"
+    )
+    settings = {
+        "base_url": httpserver.url_for("/").rstrip("/"),
+        "token_url": httpserver.url_for("/token"),
+        "max_pixels": 16,
+    }
+    with pytest.raises(AuthError) as info:
+        sh.download(refs_for(area, settings), tmp_path, settings, creds=CREDS)
+    message = str(info.value)
+    assert "HTTP 401" in message and httpserver.url_for("/token") in message
+    assert "SH_CLIENT_SECRET" in message and "invalid client credentials" not in message
+    _assert_no_secret(info.value, caplog)
+    assert [req.path for req, _ in httpserver.log] == ["/token"]  # the secret was sent once...
+    assert SECRET in httpserver.log[0][0].get_data(as_text=True)  # ...so it could leak
+
+
+def test_download_without_credentials(area, httpserver, no_env_creds, tmp_path):
+    settings = {"base_url": httpserver.url_for("/").rstrip("/"), "max_pixels": 16}
+    with pytest.raises(MissingCredentials, match="SH_CLIENT_ID"):
+        sh.download(refs_for(area, settings), tmp_path / "s2", settings)
+    assert httpserver.log == []
+    assert not (tmp_path / "s2").exists()
+
+
+def test_download_rejects_chunk_on_wrong_grid(area, fake, tmp_path):
+    settings = fake.settings()
+    refs = refs_for(area, settings)
+    bad = refs[0].meta | {"transform": [10.0, 0.0, X0 + 10, 0.0, -10.0, Y1]}
+    refs[0] = type(refs[0])(**{**refs[0].__dict__, "meta": bad})
+    with pytest.raises(DownloadError, match="another grid") as info:
+        sh.download(refs, tmp_path, settings, creds=CREDS)
+    assert "/api/v1/process" in str(info.value)
+    assert not (tmp_path / refs[0].name).exists()  # refetched on the next run
+    assert not (tmp_path / SCENE).exists() and s2.find_scenes(tmp_path) == []
+
+
+def _assert_no_secret(exc: BaseException, caplog: pytest.LogCaptureFixture) -> None:
+    """The secret is nowhere in the error, its cause/context chain, or any log record."""
+    assert exc.__cause__ is None and exc.__context__ is None
+    assert SECRET not in "".join(traceback.format_exception(exc))
+    assert SECRET not in repr(exc.args)
+    assert caplog.records, "expected debug records from the HTTP stack"
+    for record in caplog.records:
+        assert SECRET not in record.getMessage()
+    assert SECRET not in caplog.text
