@@ -13,6 +13,7 @@ import logging
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -95,6 +96,22 @@ def make_fetcher(
     """A Fetcher with a logged-in Earthdata session (credentials looked up if not given)."""
     creds = creds or earthdata_credentials(purpose=purpose)
     return Fetcher(PROVIDER, session(login(creds)), POLICY, CREDENTIAL_HINT)
+
+
+def download_refs(
+    refs: Sequence[FileRef],
+    dest: str | Path,
+    *,
+    creds: EarthdataCredentials | None = None,
+    fetcher: Fetcher | None = None,
+    purpose: str = "NASA Earthdata downloads",
+) -> list[Path]:
+    """Fetch `refs` into `dest` under their own names, logging in only if there is something to
+    fetch and no `fetcher` is given."""
+    if not refs:
+        return []
+    fetcher = fetcher or make_fetcher(creds, purpose=purpose)
+    return fetcher.fetch_all(list(refs), Path(dest))
 
 
 class _RedactFilter(logging.Filter):

@@ -78,7 +78,6 @@ def download(
     fetcher: Fetcher | None = None,
 ) -> list[Path]:
     """Fetch `refs` into `dest` as ``<granule id>_<LAYER>.tif`` (logs in only if needed)."""
-    if not refs:
-        return []
-    fetcher = fetcher or earthdata.make_fetcher(creds, purpose="ECOSTRESS downloads")
-    return fetcher.fetch_all(list(refs), Path(dest))
+    return earthdata.download_refs(
+        refs, dest, creds=creds, fetcher=fetcher, purpose="ECOSTRESS downloads"
+    )

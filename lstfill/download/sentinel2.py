@@ -20,9 +20,7 @@ import hashlib
 import json
 import logging
 import math
-import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -51,7 +49,7 @@ from lstfill.download.base import Area, AuthError, DownloadError, FileRef
 from lstfill.download.credentials import SentinelHubCredentials, redact, sentinelhub_credentials
 from lstfill.download.fetch import Fetcher, FetchPolicy
 from lstfill.grid import Grid
-from lstfill.io import write_cog
+from lstfill.io import atomic_folder, write_cog
 from lstfill.sources import sentinel2 as s2
 
 PROVIDER = "sentinelhub"
@@ -632,9 +630,8 @@ def assemble_scene(dest: Path, scene: str, refs: Sequence[FileRef]) -> Path | No
     if not scl.any():
         log.warning("%s: %s has no valid pixel over the region; skipped", PROVIDER, scene)
         return None
-    dest.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{scene}.", dir=dest))
-    try:
+    final = dest / scene
+    with atomic_folder(final) as staging:
         _write_band(staging, scene, "SCL", scl.astype(np.uint8), groups[20][0], sid.baseline)
         del scl
         for _, group in sorted(groups.items()):
@@ -642,13 +639,6 @@ def assemble_scene(dest: Path, scene: str, refs: Sequence[FileRef]) -> Path | No
                 if band != "SCL":
                     data = _mosaic(dest, group, index)
                     _write_band(staging, scene, band, data, group[0], sid.baseline)
-        final = dest / scene
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     log.info("%s: wrote %s", PROVIDER, final)
     return final
 

@@ -69,7 +69,6 @@ def download(
     fetcher: Fetcher | None = None,
 ) -> list[Path]:
     """Fetch the tiles into `dest` under their LP DAAC names (logs in only if needed)."""
-    if not refs:
-        return []
-    fetcher = fetcher or earthdata.make_fetcher(creds, purpose="SRTM downloads")
-    return fetcher.fetch_all(list(refs), Path(dest))
+    return earthdata.download_refs(
+        refs, dest, creds=creds, fetcher=fetcher, purpose="SRTM downloads"
+    )

@@ -8,10 +8,7 @@ reflectance = (DN + BOA_ADD_OFFSET) / BOA_QUANTIFICATION_VALUE with BOA_ADD_OFFS
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +18,7 @@ from affine import Affine
 from pyproj import CRS
 
 from lstfill.errors import InputError
-from lstfill.io import read_raster, write_cog
+from lstfill.io import atomic_folder, read_raster, write_cog
 from lstfill.raster import Raster
 
 BANDS_10M = ("B02", "B03", "B04", "B08")
@@ -173,22 +170,13 @@ def write_scene(
         shapes = {arr.shape for band, arr, _ in files if _band_res(band) == res}
         if len(shapes) > 1:
             raise ValueError(f"{res} m bands must share one shape, got {sorted(shapes)}")
-    dest_root = Path(dest_root)
-    dest_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{sid.name}.", dir=dest_root))
-    try:
+    final = Path(dest_root) / sid.name
+    with atomic_folder(final) as staging:
         for band, arr, tags in files:
             res = _band_res(band)
             transform = transform_10m if res == 10 else transform_20m
             path = staging / band_filename(sid.tile, sid.time, band, res)
             write_cog(path, arr, transform, crs, nodata=0, tags=tags)
-        final = dest_root / sid.name
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return final
 
 
