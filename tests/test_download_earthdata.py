@@ -113,23 +113,8 @@ def _file(body: bytes, seen: list):
 
 
 @pytest.fixture(autouse=True)
-def _no_user_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated(no_credentials: Path) -> None:
     """No credential of the machine running the tests can leak in."""
-    for name in ("EARTHDATA_TOKEN", "EARTHDATA_USERNAME", "EARTHDATA_PASSWORD", "NETRC"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("LSTFILL_SECRETS", raising=False)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add_passthru("http://localhost")
-        mock.add_passthru("http://127.0.0.1")
-        yield mock
 
 
 # ---------------------------------------------------------------------------------------------

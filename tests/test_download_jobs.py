@@ -20,20 +20,12 @@ from lstfill.config import load_config, validate_config
 from lstfill.download import jobs
 from lstfill.download.credentials import MissingCredentials
 from lstfill.sources.inca import read_inca, write_inca
+from tests.conftest import CREDENTIAL_VARS
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 METADATA = json.loads((ROOT / "tests/fixtures/download/inca/metadata.json").read_text())
 INCA_PATH = "/v1/grid/historical/inca-v1-1h-1km"
-CREDENTIAL_VARS = (
-    "EARTHDATA_TOKEN",
-    "EARTHDATA_USERNAME",
-    "EARTHDATA_PASSWORD",
-    "SH_CLIENT_ID",
-    "SH_CLIENT_SECRET",
-    "LSTFILL_SECRETS",
-    "NETRC",
-)
 
 
 def small_region(inca_url: str | None = None) -> dict:
@@ -52,16 +44,6 @@ def small_region(inca_url: str | None = None) -> dict:
     if inca_url:
         region["download"]["inca"] = {"url": inca_url}
     return region
-
-
-@pytest.fixture
-def no_credentials(monkeypatch, tmp_path):
-    """No credential anywhere: empty environment variables, no secrets file, an empty HOME."""
-    for name in CREDENTIAL_VARS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def inca_answer(day: dt.date) -> bytes:

@@ -62,24 +62,8 @@ def _basic(creds: EarthdataCredentials) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _no_user_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No credential of the machine running the tests can leak in; returns the fake HOME."""
-    for name in ("EARTHDATA_TOKEN", "EARTHDATA_USERNAME", "EARTHDATA_PASSWORD", "NETRC"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("LSTFILL_SECRETS", raising=False)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.chdir(tmp_path)
-    return home
-
-
-@pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add_passthru("http://localhost")
-        mock.add_passthru("http://127.0.0.1")
-        yield mock
+def _isolated(no_credentials: Path) -> None:
+    """No credential of the machine running the tests can leak in."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,10 +314,10 @@ def test_pymodis_lists_and_fetches_with_basic_auth(httpserver: HTTPServer, tmp_p
 
 
 def test_pymodis_prefers_the_hosts_netrc_entry(
-    httpserver: HTTPServer, tmp_path: Path, _no_user_credentials: Path
+    httpserver: HTTPServer, tmp_path: Path, no_credentials: Path
 ) -> None:
     pytest.importorskip("pymodis.downmodis")
-    netrc = _no_user_credentials / ".netrc"
+    netrc = no_credentials / "home" / ".netrc"
     netrc.write_text("machine localhost login nettie password net-Pa55\n")
     netrc.chmod(0o600)
     nettie = EarthdataCredentials(username="nettie", password="net-Pa55")

@@ -54,14 +54,6 @@ def settings() -> dict[str, Any]:
     return {"max_pixels": 16, "max_cloud_cover": 50}
 
 
-@pytest.fixture
-def no_env_creds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No Sentinel Hub credential in the environment or a secrets file."""
-    for name in ("SH_CLIENT_ID", "SH_CLIENT_SECRET", "LSTFILL_SECRETS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
 def refs_for(area: Area, settings: dict[str, Any]) -> list:
     config = sh.sh_config(CREDS, settings)
     return sh.scene_refs(area, SCENE, ITEM_TIME, settings, config)
@@ -249,7 +241,7 @@ def test_search_catalogue_error(area, settings):
     assert f"{sh.CDSE_URL}/api/v1/catalog/1.0.0/search" in str(info.value)
 
 
-def test_search_without_credentials(area, settings, no_env_creds):
+def test_search_without_credentials(area, settings, no_credentials):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         with pytest.raises(MissingCredentials, match="SH_CLIENT_ID"):
             sh.search(area, dt.date(2023, 7, 1), dt.date(2023, 7, 3), settings)
@@ -455,7 +447,7 @@ def test_download_token_refused(area, httpserver, monkeypatch, tmp_path, caplog)
     assert SECRET in httpserver.log[0][0].get_data(as_text=True)  # ...so it could leak
 
 
-def test_download_without_credentials(area, httpserver, no_env_creds, tmp_path):
+def test_download_without_credentials(area, httpserver, no_credentials, tmp_path):
     settings = {"base_url": httpserver.url_for("/").rstrip("/"), "max_pixels": 16}
     with pytest.raises(MissingCredentials, match="SH_CLIENT_ID"):
         sh.download(refs_for(area, settings), tmp_path / "s2", settings)
