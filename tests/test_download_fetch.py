@@ -26,8 +26,8 @@ from lstfill.download.base import AuthError, DownloadError, FileRef
 from lstfill.download.fetch import (
     Fetcher,
     FetchPolicy,
-    _public_url,
     is_complete,
+    public_url,
     verify_file,
 )
 
@@ -529,9 +529,9 @@ def test_query_string_never_leaks_on_connection_errors(tmp_path, waits, caplog):
     _assert_secret_hidden(info.value, caplog)
 
 
-def test_public_url_strips_secrets():
+def testpublic_url_strips_secrets():
     url = "https://me:pw@data.example.org:8443/a/b.tif?X-Amz-Signature=abc#frag"
-    assert _public_url(url) == "https://data.example.org:8443/a/b.tif"
+    assert public_url(url) == "https://data.example.org:8443/a/b.tif"
 
 
 # --- verify_file and is_complete ---------------------------------------------------------------

@@ -117,7 +117,7 @@ class _Job:
 # --- redaction ---------------------------------------------------------------------------------
 
 
-def _public_url(url: str) -> str:
+def public_url(url: str) -> str:
     """`url` without query string, fragment or ``user:pass@``: safe for messages and logs."""
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]
@@ -430,7 +430,7 @@ class Fetcher:
             ref=ref,
             target=target,
             part=target.with_name(f".{target.name}.part"),
-            url=_public_url(ref.url),
+            url=public_url(ref.url),
             kind=_resolve_kind(ref.kind, target.name),
         )
         started = time.monotonic()

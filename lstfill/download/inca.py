@@ -11,20 +11,19 @@ gives, which :mod:`lstfill.sources.inca` reads.
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
+import json
 import logging
 import math
-import time
-from collections.abc import Callable, Mapping, Sequence
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
-import requests
 from pyproj import Transformer
 
 from lstfill.download.base import Area, DownloadError, FileRef
-from lstfill.download.fetch import Fetcher, FetchPolicy
+from lstfill.download.fetch import Fetcher, FetchPolicy, public_url
 from lstfill.errors import InputError
 from lstfill.sources import inca as inca_source
 
@@ -41,9 +40,6 @@ DEFAULTS: dict[str, Any] = {
 INCA_CRS = inca_source.INCA_CRS
 RES_M = 1000.0
 KM_PER_DEG_LAT = 111.195  # mean Earth radius 6371 km
-METADATA_TIMEOUT_S = 30.0
-METADATA_ATTEMPTS = 4
-MAX_WAIT_S = 300.0  # a longer rate-limit wait (the hourly quota) is reported, not slept through
 _HOURS = tuple(range(24))
 
 log = logging.getLogger(__name__)
@@ -63,88 +59,29 @@ def settings_with_defaults(settings: dict[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
-def _bare(url: str) -> str:
-    """`url` without its query (error messages never show query strings)."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
 def _fail(url: str, problem: str, todo: str) -> DownloadError:
-    return DownloadError(f"{PROVIDER}: {_bare(url)}: {problem}; {todo}")
-
-
-def _excerpt(resp: requests.Response, limit: int = 300) -> str:
-    """The start of a non-HTML reply body, for error messages (the API explains in JSON)."""
-    if "html" in resp.headers.get("Content-Type", "").lower():
-        return ""
-    text = " ".join(resp.text.split())
-    return f": {text[:limit]}" if text else ""
+    return DownloadError(f"{PROVIDER}: {public_url(url)}: {problem}; {todo}")
 
 
 # ---------------------------------------------------------------------------------------------
 # metadata
 
 
-def _retry_wait(headers: Mapping[str, str], default: float) -> float:
-    """Seconds to wait before retrying: the larger of Retry-After and ratelimit-reset."""
-    waits = []
-    for key in ("Retry-After", "ratelimit-reset"):
-        value = headers.get(key)
-        if value is None:
-            continue
-        try:
-            waits.append(float(value))
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                continue
-            when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-            waits.append((when - dt.datetime.now(dt.UTC)).total_seconds())
-    return max(0.0, max(waits)) if waits else default
+def metadata(settings: dict[str, Any] | None, *, fetcher: Fetcher | None = None) -> dict[str, Any]:
+    """The dataset's ``/metadata`` JSON: parameters, bbox_outer, resolution, CRS, time range.
 
-
-def _get_json(url: str, session: requests.Session, sleep: Callable[[float], None]) -> Any:
-    """GET `url` as JSON, retrying connection errors, 429 and 5xx a few times."""
-    problem = ""
-    for attempt in range(METADATA_ATTEMPTS):
-        wait = min(2.0**attempt, 30.0)
-        try:
-            resp = session.get(url, timeout=METADATA_TIMEOUT_S)
-        except requests.RequestException as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        else:
-            if resp.ok:
-                try:
-                    return resp.json()
-                except ValueError as exc:
-                    raise _fail(url, "the reply is not JSON", "check the 'url' setting") from exc
-            problem = f"HTTP {resp.status_code}{_excerpt(resp)}"
-            if resp.status_code != 429 and resp.status_code < 500:
-                raise _fail(url, problem, "check the 'url' setting")
-            wait = _retry_wait(resp.headers, wait)
-            if wait > MAX_WAIT_S:
-                raise _fail(url, f"{problem} (rate limit)", f"try again in {wait:.0f} s")
-        if attempt < METADATA_ATTEMPTS - 1:
-            sleep(wait)
-    raise _fail(
-        url, f"failed {METADATA_ATTEMPTS} times ({problem})", "check the network and retry later"
-    )
-
-
-def metadata(
-    settings: dict[str, Any] | None,
-    session: requests.Session | None = None,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, Any]:
-    """The dataset's ``/metadata`` JSON: parameters, bbox_outer, resolution, CRS, time range."""
+    Fetched like the data (the fetcher's retries honour the hub's rate-limit headers) into a
+    scratch folder, so it is read fresh on every search.
+    """
     url = settings_with_defaults(settings)["url"].rstrip("/") + "/metadata"
-    if session is None:
-        with requests.Session() as own:
-            meta = _get_json(url, own, sleep)
-    else:
-        meta = _get_json(url, session, sleep)
+    fetcher = fetcher or Fetcher(PROVIDER, policy=POLICY)
+    with tempfile.TemporaryDirectory(prefix="lstfill-inca-") as scratch:
+        path = fetcher.fetch(FileRef(url, "metadata.json", kind="none"), Path(scratch))
+        text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        meta = json.loads(text)
+    except ValueError:
+        raise _fail(url, "the reply is not JSON", "check the 'url' setting") from None
     if not isinstance(meta, dict):
         raise _fail(url, "the metadata is not a JSON object", "check the 'url' setting")
     return meta
@@ -348,13 +285,13 @@ def search(
     end: dt.date,
     settings: dict[str, Any] | None,
     *,
-    session: requests.Session | None = None,
+    fetcher: Fetcher | None = None,
 ) -> list[FileRef]:
     """One NetCDF query per planned hour range for the area's buffered bbox, after checking the
     parameters and the region against the dataset's metadata."""
     settings = settings_with_defaults(settings)
     url = settings["url"].rstrip("/")
-    meta = metadata(settings, session)
+    meta = metadata(settings, fetcher=fetcher)
     check_parameters(meta, settings["parameters"], url)
     outer = check_bbox(meta, area.bbox_lonlat, url)
     bbox = _clip(query_bbox(area.bbox_lonlat, float(settings["buffer_km"])), outer)

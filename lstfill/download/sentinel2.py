@@ -25,7 +25,6 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import rasterio
@@ -47,7 +46,7 @@ from sentinelhub.exceptions import DownloadFailedException
 
 from lstfill.download.base import Area, AuthError, DownloadError, FileRef
 from lstfill.download.credentials import SentinelHubCredentials, redact, sentinelhub_credentials
-from lstfill.download.fetch import Fetcher, FetchPolicy
+from lstfill.download.fetch import Fetcher, FetchPolicy, public_url
 from lstfill.grid import Grid
 from lstfill.io import atomic_folder, write_cog
 from lstfill.sources import sentinel2 as s2
@@ -131,12 +130,6 @@ def collection(base_url: str) -> DataCollection:
     return DataCollection(definition)
 
 
-def _bare(url: str) -> str:
-    """`url` without query or fragment (messages never show query strings)."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
 def _status(exc: BaseException) -> int | None:
     """The HTTP status behind a sentinelhub-py or requests error, if there was a reply."""
     inner = getattr(exc, "request_exception", None) or exc
@@ -183,7 +176,7 @@ def _guard_token(fetch: Callable[[], T], config: SHConfig) -> T:
     The error is raised outside the ``except`` block so that neither its cause nor its context
     carries the OAuth library's exception (whose request holds the client secret).
     """
-    url = _bare(config.sh_token_url)
+    url = public_url(config.sh_token_url)
     with _quiet_oauth_logs():
         try:
             return fetch()
@@ -276,12 +269,13 @@ def _catalog_items(
         status = _status(exc)
         if status in (401, 403):
             raise AuthError(
-                f"{PROVIDER}: {_bare(url)} refused the token (HTTP {status}); {CREDENTIAL_HINT}"
+                f"{PROVIDER}: {public_url(url)} refused the token (HTTP {status}); "
+                f"{CREDENTIAL_HINT}"
             ) from None
         reason = f"HTTP {status}" if status else type(exc).__name__
         raise DownloadError(
-            f"{PROVIDER}: catalogue search at {_bare(url)} failed ({reason}); check the settings "
-            "and retry later"
+            f"{PROVIDER}: catalogue search at {public_url(url)} failed ({reason}); check the "
+            "settings and retry later"
         ) from None
 
 
@@ -585,7 +579,7 @@ def _read_chunk(path: Path, ref: FileRef, index: int) -> np.ndarray:
     if data is None:
         path.unlink(missing_ok=True)
         raise DownloadError(
-            f"{PROVIDER}: {_bare(ref.url)} answered {path.name} with {problem}; the chunk was "
+            f"{PROVIDER}: {public_url(ref.url)} answered {path.name} with {problem}; the chunk was "
             "deleted: run again, and report it if it persists"
         )
     return data
