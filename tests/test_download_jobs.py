@@ -230,3 +230,15 @@ def test_workflow_fetches_inca_and_fails_fast_without_earthdata(httpserver, no_c
     srtm_log = (wd / "logs/download_srtm/v.log").read_text()
     assert "EARTHDATA_USERNAME" in srtm_log and "[earthdata]" in srtm_log
     assert not (wd / "resources/v/raw/srtm").exists()
+
+
+def test_a_pymodis_server_with_its_own_netrc_entry_needs_no_earthdata_account(no_credentials):
+    settings = {"backend": "pymodis", "url": "https://modis.mirror.example.org"}
+    with pytest.raises(MissingCredentials, match="EARTHDATA_USERNAME"):
+        jobs.require_credentials("modis", settings=settings)
+    netrc = no_credentials / "home" / ".netrc"
+    netrc.write_text("machine modis.mirror.example.org login me password pw\n")
+    netrc.chmod(0o600)
+    assert jobs.require_credentials("modis", settings=settings) is None
+    with pytest.raises(MissingCredentials):  # the earthaccess backend still needs Earthdata
+        jobs.require_credentials("modis", settings={"backend": "earthaccess"})

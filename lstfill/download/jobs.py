@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 from lstfill.config import region_dates
 from lstfill.download import credentials
@@ -70,9 +71,18 @@ def provider_settings(source: str, region_cfg: dict[str, Any], config: dict[str,
     return settings
 
 
-def require_credentials(source: str, secrets: str | Path | None = None) -> Any:
-    """The source's credentials, or MissingCredentials naming what to set (before any request)."""
+def require_credentials(
+    source: str, secrets: str | Path | None = None, settings: dict | None = None
+) -> Any:
+    """The source's credentials, or MissingCredentials naming what to set (before any request).
+
+    A pymodis server with its own ~/.netrc entry needs no Earthdata account (None: the backend
+    reads that entry itself)."""
     account = ACCOUNT[source]
+    if source == "modis" and (settings or {}).get("backend") == "pymodis":
+        host = urlsplit((settings or {}).get("url", "")).hostname
+        if host and credentials.netrc_credentials(host) is not None:
+            return None
     if account == "earthdata":
         return credentials.earthdata_credentials(secrets, purpose=f"{source} downloads")
     if account == "sentinelhub":
@@ -85,7 +95,7 @@ def search(
 ) -> list[FileRef]:
     """The files a source has for the area and days (a catalogue query, no transfer)."""
     module = provider(source)
-    if source == "sentinel2":
+    if source in ("sentinel2", "modis"):  # Sentinel Hub's catalogue and a Data Pool need a login
         return module.search(area, start, end, settings, creds=creds)
     return module.search(area, start, end, settings)
 
@@ -112,7 +122,7 @@ def run_download(
     secrets: str | Path | None = None,
 ) -> tuple[list[FileRef], list[Path]]:
     """Check credentials, search, then (unless `dry_run`) fetch into ``raw_dir/<source>``."""
-    creds = require_credentials(source, secrets)
+    creds = require_credentials(source, secrets, settings)
     refs = search(source, area, start, end, settings, creds)
     span = "all dates" if start is None else f"{start}..{end}"
     log.info("%s %s %s: %d files found", area.name, source, span, len(refs))
