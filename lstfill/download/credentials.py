@@ -303,14 +303,13 @@ def sentinelhub_credentials(
 ) -> SentinelHubCredentials:
     """A Sentinel Hub OAuth client from $SH_CLIENT_ID/$SH_CLIENT_SECRET, else from the secrets
     file's [sentinelhub] section (client_id, client_secret)."""
-    env = _environ(env)
-    names = ("SH_CLIENT_ID", "SH_CLIENT_SECRET")
-    pair, origin = _pair(env, *names, "the environment"), f"environment ({', '.join(names)})"
-    path = None
-    if pair is None:
-        path = secrets_path(secrets, env=env)
-        section, origin = _secrets_section(path, "sentinelhub")
-        pair = _pair(section, "client_id", "client_secret", origin)
+    pair, origin, _, path = _env_or_section(
+        _environ(env),
+        ("SH_CLIENT_ID", "SH_CLIENT_SECRET"),
+        secrets,
+        "sentinelhub",
+        ("client_id", "client_secret"),
+    )
     if pair is None:
         raise MissingCredentials(
             f"Sentinel Hub OAuth client credentials are needed for {purpose}: set SH_CLIENT_ID "
@@ -330,15 +329,13 @@ def s3_credentials(
 ) -> S3Credentials:
     """Copernicus Data Space S3 keys from $CDSE_S3_ACCESS_KEY/$CDSE_S3_SECRET_KEY, else from the
     secrets file's [s3] section (access_key, secret_key, optional host_base, host_bucket)."""
-    env = _environ(env)
-    names = ("CDSE_S3_ACCESS_KEY", "CDSE_S3_SECRET_KEY")
-    pair, origin = _pair(env, *names, "the environment"), f"environment ({', '.join(names)})"
-    section: Mapping[str, str] = {}
-    path = None
-    if pair is None:
-        path = secrets_path(secrets, env=env)
-        section, origin = _secrets_section(path, "s3")
-        pair = _pair(section, "access_key", "secret_key", origin)
+    pair, origin, section, path = _env_or_section(
+        _environ(env),
+        ("CDSE_S3_ACCESS_KEY", "CDSE_S3_SECRET_KEY"),
+        secrets,
+        "s3",
+        ("access_key", "secret_key"),
+    )
     if pair is None:
         raise MissingCredentials(
             f"Copernicus Data Space S3 keys are needed for {purpose}: set CDSE_S3_ACCESS_KEY "
@@ -357,6 +354,23 @@ def s3_credentials(
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _env_or_section(
+    env: Mapping[str, str],
+    names: tuple[str, str],
+    secrets: str | Path | None,
+    section_name: str,
+    keys: tuple[str, str],
+) -> tuple[tuple[str, str] | None, str, Mapping[str, str], Path | None]:
+    """A pair from the environment variables `names`, else from `keys` of the secrets file's
+    section. Returns (pair or None, its origin, the section, the secrets file read)."""
+    pair = _pair(env, *names, "the environment")
+    if pair is not None:
+        return pair, f"environment ({', '.join(names)})", {}, None
+    path = secrets_path(secrets, env=env)
+    section, origin = _secrets_section(path, section_name)
+    return _pair(section, *keys, origin), origin, section, path
 
 
 def redact(text: str, *secrets: str | None) -> str:
