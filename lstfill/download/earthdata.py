@@ -23,7 +23,7 @@ from earthaccess.exceptions import LoginAttemptFailure
 
 from lstfill.download.base import AuthError, DownloadError, FileRef
 from lstfill.download.credentials import EarthdataCredentials, earthdata_credentials, redact
-from lstfill.download.fetch import Fetcher, FetchPolicy
+from lstfill.download.fetch import Fetcher, FetchPolicy, public_url
 
 PROVIDER = "earthdata"
 POLICY = FetchPolicy(concurrency=4)
@@ -68,14 +68,14 @@ def login(creds: EarthdataCredentials) -> str:
     # Raised outside the except block, so no exception holding the server's reply is chained.
     if problem is not None:
         raise AuthError(
-            f"{PROVIDER}: {_bare(TOKEN_URL)}: {problem} for the credentials from "
+            f"{PROVIDER}: {public_url(TOKEN_URL)}: {problem} for the credentials from "
             f"{creds.origin or '?'}; check the username and password (or use a token), "
             f"or {CREDENTIAL_HINT}"
         )
     token = (auth.token or {}).get("access_token")
     if not token:
         raise AuthError(
-            f"{PROVIDER}: {_bare(TOKEN_URL)}: no access token in the reply for the "
+            f"{PROVIDER}: {public_url(TOKEN_URL)}: no access token in the reply for the "
             f"credentials from {creds.origin or '?'}; retry later"
         )
     return str(token)
@@ -273,9 +273,3 @@ def _ref(url: str, name: str, entry: dict, kind: str, meta: dict) -> FileRef:
         kind=kind,
         meta=dict(meta),
     )
-
-
-def _bare(url: str) -> str:
-    """`url` without query or fragment (messages never show query strings)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
