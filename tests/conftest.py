@@ -1,5 +1,10 @@
-"""Fixtures shared by the downloader tests."""
+"""Fixtures shared by the tests: credential isolation and recorded responses for the downloaders,
+and the tiny demo region run once per session for the workflow tests."""
 
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,3 +44,49 @@ def rsps():
         mock.add_passthru("http://localhost")
         mock.add_passthru("http://127.0.0.1")
         yield mock
+
+
+# --- the tiny demo region, run once per test session -------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_CONFIG = ROOT / "tests/fixtures/tiny.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> str:
+    """Run the workflow locally in `workdir` (2 cores, no workflow profile); its stdout and
+    stderr, after asserting that it succeeded."""
+    cmd = [*SNAKEMAKE, "-d", str(workdir), "--cores", "2", "--workflow-profile", "none", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a Snakemake run or dry run: jobs per rule."""
+    table = output.split("Job stats:")[-1]
+    return {
+        m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"
+    }
+
+
+def tiny_workdir(path: Path) -> Path:
+    """A fresh working directory whose config/config.yaml is the tiny region."""
+    (path / "config").mkdir(parents=True)
+    shutil.copy(TINY_CONFIG, path / "config" / "config.yaml")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny region run once locally to completion. Read-only: tests that change files work
+    on a copy (`copy_run`)."""
+    workdir = tiny_workdir(tmp_path_factory.mktemp("tiny_run"))
+    run_snakemake(workdir)
+    return workdir
+
+
+def copy_run(src: Path, dst: Path) -> Path:
+    """A copy of a finished run, Snakemake's metadata and file times included."""
+    shutil.copytree(src, dst, symlinks=True)
+    return dst

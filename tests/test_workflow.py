@@ -8,97 +8,23 @@ that the report builds.
 """
 
 import json
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 import xarray as xr
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
-TINY = {
-    "regions": {
-        "tiny": {
-            "source": "demo",
-            "start": "2023-07-01",
-            "end": "2023-07-08",
-            "grid": {
-                "crs": "EPSG:32632",
-                "bounds": [678000, 5234000, 680240, 5236240],
-                "resolution": 70,
-            },
-            "demo": {
-                "seed": 7,
-                "n_overpasses": 6,
-                "s2_revisit_days": 4,
-                "modis_size_km": 12,
-                "modis_every_days": 2,
-                "clear_fraction": 0.34,
-            },
-        }
-    },
-    "gapfill": {
-        "features": {
-            "numeric": ["b04", "b08", "ndvi", "t2m", "gl", "elevation", "tod_sin", "lst_pattern"],
-            "categorical": ["water"],
-        },
-        "split": {"test_days": 1, "val_days": 1, "min_valid_test": 0.3, "block_size": 8},
-        "model": {"filters": [8, 8, 8, 8], "dense": 8},
-        "max_patches_per_acquisition": 200,
-        "training": {"epochs": 2, "learning_rate": 0.003},
-        "mc_passes": 2,
-        "evaluation": {"max_pairs": 4, "hgb_max_iter": 20},
-    },
-    "superres": {
-        "patch_size": 8,
-        "stride": 4,
-        "max_invalid_lst": 0.5,
-        "max_invalid_ndvi": 0.5,
-        "split": {"val_days": 1, "test_days": 1, "min_valid_test": 0.0},
-        "crop": None,
-        "model": {"channels": [8, 16, 32]},
-        "variants": {"sifnn1": {"alpha": 0.99, "gamma": -0.5}},
-        "training": {"epochs": 1, "batch_size": 4},
-        "tiles": {"tile": 8, "overlap": 2},
-        "baselines": {"dms_estimators": 2},
-    },
-    "downscale": {
-        "regions": {"tiny_il": {"source": "demo", "demo": {"rows": 36, "cols": 36, "n_days": 6}}},
-        "max_days": 5,
-        "split": {"block_size": 12},
-        "model": {"hidden": [16]},
-        "training": {"epochs": 2, "batch_size": 256},
-        "importance": {"n_repeats": 1},
-    },
-}
+from conftest import copy_run, job_counts, run_snakemake
 
 
 def run(workdir: Path, *args: str) -> str:
-    cmd = [*SNAKEMAKE, "-d", str(workdir), "--cores", "2", "--workflow-profile", "none", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
-
-
-def job_counts(output: str) -> dict[str, int]:
-    table = output.split("Job stats:")[-1]
-    return {
-        m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"
-    }
+    return run_snakemake(workdir, *args)
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    wd = tmp_path_factory.mktemp("wf")
-    (wd / "config").mkdir()
-    (wd / "config" / "config.yaml").write_text(yaml.safe_dump(TINY))
-    run(wd)
-    return wd
+def workdir(tiny_run, tmp_path_factory):
+    """A copy of the session's tiny run: these tests delete and rebuild files."""
+    return copy_run(tiny_run, tmp_path_factory.mktemp("wf") / "run")
 
 
 def test_every_acquisition_has_a_cube_and_quicklook(workdir):
