@@ -87,12 +87,12 @@ def _train(folder: str, days: int, name: str, threads: int, queue: Any) -> None:
 def _map(folder: str, name: str, threads: int, queue: Any) -> None:
     import torch
 
-    from lstfill.downscale import jobs
+    from lstfill.downscale import jobs, targets
 
     torch.set_num_threads(threads)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        day = jobs.days_of(f"{folder}/s.json")[0]
+        day = targets.days_of(f"{folder}/s.json")[0]
         jobs.predict_map(
             [f"{folder}/LST_2020_NetCDF.nc"],
             f"{folder}/dem_1km.tif",

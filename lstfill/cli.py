@@ -79,7 +79,7 @@ def _date_range(text: str) -> tuple[dt.date, dt.date]:
 def cmd_download(args: argparse.Namespace) -> None:
     """Search (and unless --dry-run fetch) one region's files outside Snakemake."""
     from lstfill.config import region_dates
-    from lstfill.download import jobs
+    from lstfill.download import jobs, targets
     from lstfill.download.base import Area
 
     cfg = load_config(args.config)
@@ -88,17 +88,17 @@ def cmd_download(args: argparse.Namespace) -> None:
             raise LstfillError(f"name the region with --region (have: {', '.join(cfg['regions'])})")
         args.region = next(iter(cfg["regions"]))
     region = _region(cfg, args.region)
-    sources = args.source or region.get("download", {}).get("sources", list(jobs.SOURCES))
+    sources = args.source or region.get("download", {}).get("sources", list(targets.SOURCES))
     start, end = args.dates or region_dates(region)
     area = Area.from_config(args.region, region)
     for source in sources:
-        dated = source in jobs.DATED
+        dated = source in targets.DATED
         refs, paths = jobs.run_download(
             source,
             area,
             start if dated else None,
             end if dated else None,
-            jobs.provider_settings(source, region, cfg),
+            targets.provider_settings(source, region, cfg),
             args.dest or _paths(args.region)["region_dir"] / "raw",
             dry_run=args.dry_run,
             secrets=args.secrets,

@@ -1,10 +1,11 @@
 # Config validation, wildcard constraints, and every path of the workflow: rules build paths
 # only through the names and helpers defined here.
 
+# Parse-time helpers only: these modules import the standard library (plus yaml and jsonschema),
+# so a dry run or --lint on a login node needs no PyTorch, GDAL or NetCDF stack.
 from lstfill.config import validate_config
-from lstfill.downscale import jobs as downscale_jobs
-from lstfill.downscale.samples import samples_key
-from lstfill.download import jobs as download_jobs
+from lstfill.downscale import targets as downscale_targets
+from lstfill.download import targets as download_targets
 from lstfill.inventory import (
     inca_files_for,
     modis_days,
@@ -55,7 +56,7 @@ SR_PRODUCT = "results/{region}/superres/sharpened/{variant}/{day}.tif"
 SR_METRICS = "results/{region}/superres/metrics.json"
 SR_FIGURE = "results/{region}/superres/evaluation.png"
 SR_TRUTH = "resources/{region}/truth/modis/{day}_LST_250m_truth.tif"
-DS_DEMO_LST = f"resources/{{region}}/raw/israel/{downscale_jobs.DEMO_LST_NAME}"
+DS_DEMO_LST = f"resources/{{region}}/raw/israel/{downscale_targets.DEMO_LST_NAME}"
 DS_DEMO_DEM = "resources/{region}/raw/israel/srtm_dem.tif"
 DS_DEM = "results/{region}/downscale/dem.tif"
 DS_SAMPLES = "results/{region}/downscale/samples/{key}.nc"
@@ -158,19 +159,19 @@ def downscale_files(region):
         }
     key = f"downscale.regions.{region}"
     return {
-        "lst": downscale_jobs.resolve_files(block["lst_files"], f"{key}.lst_files"),
-        "dem": downscale_jobs.resolve_files(block["dem_files"], f"{key}.dem_files"),
+        "lst": downscale_targets.resolve_files(block["lst_files"], f"{key}.lst_files"),
+        "dem": downscale_targets.resolve_files(block["dem_files"], f"{key}.dem_files"),
     }
 
 
 def downscale_sample_params(region):
     """What a region's samples depend on; their file is named by its hash (a cache per setting)."""
-    params = {k: config["downscale"][k] for k in downscale_jobs.SAMPLE_KEYS}
+    params = {k: config["downscale"][k] for k in downscale_targets.SAMPLE_KEYS}
     return {**params, "files": downscale_files(region)}
 
 
 def downscale_samples(wildcards):
-    key = samples_key(downscale_sample_params(wildcards.region))
+    key = downscale_targets.samples_key(downscale_sample_params(wildcards.region))
     return {
         "samples": DS_SAMPLES.format(region=wildcards.region, key=key),
         "info": DS_SAMPLES_INFO.format(region=wildcards.region, key=key),
@@ -179,9 +180,9 @@ def downscale_samples(wildcards):
 
 def downscale_days(region):
     """The days (YYYYMMDD) of a region's samples, once the samples checkpoint has run."""
-    key = samples_key(downscale_sample_params(region))
+    key = downscale_targets.samples_key(downscale_sample_params(region))
     info = checkpoints.downscale_samples.get(region=region, key=key).output.info
-    return downscale_jobs.days_of(info)
+    return downscale_targets.days_of(info)
 
 
 def downscale_models(wildcards):
@@ -237,7 +238,7 @@ def download_settings(source):
 
     def settings(wildcards):
         region = config["regions"][wildcards.region]
-        return download_jobs.provider_settings(source, region, config)
+        return download_targets.provider_settings(source, region, config)
 
     return settings
 
@@ -252,7 +253,7 @@ def download_manifests(wildcards):
         if source == "srtm":
             manifests.append(DOWNLOAD_SRTM.format(region=wildcards.region))
             continue
-        days = download_jobs.source_days(source, region, config)
+        days = download_targets.source_days(source, region, config)
         manifests += expand(
             download_day(source), region=wildcards.region, day=[d.strftime("%Y%m%d") for d in days]
         )

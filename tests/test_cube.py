@@ -15,10 +15,11 @@ import xarray as xr
 from affine import Affine
 from pyproj import Transformer
 
+from lstfill.acquire import build_inventory
 from lstfill.cube import build_cube, build_s2_grid, build_static
 from lstfill.errors import InputError
 from lstfill.grid import Grid
-from lstfill.inventory import build_inventory, inca_files_for, s2_scenes_near
+from lstfill.inventory import inca_files_for, s2_scenes_near
 from lstfill.io import write_cog
 from lstfill.sources import ecostress, inca, landcover, sentinel2
 

@@ -17,7 +17,7 @@ from werkzeug import Response
 
 from lstfill.cli import main
 from lstfill.config import load_config, validate_config
-from lstfill.download import jobs
+from lstfill.download import jobs, targets
 from lstfill.download.credentials import MissingCredentials
 from lstfill.sources.inca import read_inca, write_inca
 from tests.conftest import CREDENTIAL_VARS
@@ -78,25 +78,26 @@ def test_source_days_widen_where_the_cubes_look_outside_the_period():
     cfg = validate_config({"regions": {"v": small_region()}})
     region = cfg["regions"]["v"]
     window = cfg["prepare"]["sentinel2"]["window_days"]
-    assert jobs.source_days("ecostress", region, cfg) == [dt.date(2023, 7, 1), dt.date(2023, 7, 2)]
-    s2 = jobs.source_days("sentinel2", region, cfg)
+    eco = targets.source_days("ecostress", region, cfg)
+    assert eco == [dt.date(2023, 7, 1), dt.date(2023, 7, 2)]
+    s2 = targets.source_days("sentinel2", region, cfg)
     assert s2[0] == dt.date(2023, 7, 1) - dt.timedelta(days=window)
     assert s2[-1] == dt.date(2023, 7, 2) + dt.timedelta(days=window)
-    assert jobs.source_days("inca", region, cfg)[0] == dt.date(2023, 6, 30)
-    assert jobs.source_days("srtm", region, cfg) == []
+    assert targets.source_days("inca", region, cfg)[0] == dt.date(2023, 6, 30)
+    assert targets.source_days("srtm", region, cfg) == []
 
 
 def test_provider_settings_share_bands_and_parameters_with_prepare():
     cfg = validate_config({"regions": {"v": small_region("http://x")}})
     region = cfg["regions"]["v"]
-    inca = jobs.provider_settings("inca", region, cfg)
+    inca = targets.provider_settings("inca", region, cfg)
     assert inca["url"] == "http://x"
     assert inca["parameters"] == cfg["prepare"]["inca"]["parameters"]
     assert inca["max_values"] == 10_000_000
-    s2 = jobs.provider_settings("sentinel2", region, cfg)
+    s2 = targets.provider_settings("sentinel2", region, cfg)
     assert s2["bands"] == cfg["prepare"]["sentinel2"]["bands"]
     assert s2["base_url"] == "https://sh.dataspace.copernicus.eu"
-    assert jobs.provider_settings("modis", region, cfg)["backend"] == "earthaccess"
+    assert targets.provider_settings("modis", region, cfg)["backend"] == "earthaccess"
 
 
 def test_unknown_download_key_is_named():
@@ -119,7 +120,7 @@ def test_missing_credentials_fail_before_any_request(no_credentials, source, nam
 
     cfg = validate_config({"regions": {"v": small_region("http://127.0.0.1:9/never")}})
     area = Area.from_config("v", cfg["regions"]["v"])
-    settings = jobs.provider_settings(source, cfg["regions"]["v"], cfg)
+    settings = targets.provider_settings(source, cfg["regions"]["v"], cfg)
     with pytest.raises(MissingCredentials, match=named):
         jobs.run_download(source, area, None, None, settings, no_credentials / "raw")
     assert not (no_credentials / "raw").exists()

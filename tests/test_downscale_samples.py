@@ -13,12 +13,12 @@ from lstfill.downscale.samples import (
     Scaler,
     fit_scaler,
     read_samples,
-    samples_key,
     split_by_day,
     split_by_space,
     window_samples,
     write_samples,
 )
+from lstfill.downscale.targets import samples_key
 from lstfill.errors import ConfigError
 from lstfill.splits import TEST, TRAIN, VAL, split_blocks
 

@@ -12,7 +12,6 @@ the config (``regions.<name>.download.<source>``) as `settings`.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +79,3 @@ def lonlat_bbox(grid: Grid, densify: int = 21) -> tuple[float, float, float, flo
     left, bottom, right, top = to_ll.transform_bounds(x0, y0, x1, y1, densify_pts=densify)
     return (float(left), float(bottom), float(right), float(top))
 
-
-def days(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Every day from `start` to `end`, inclusive."""
-    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]

@@ -16,16 +16,14 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
-from lstfill.config import region_dates
 from lstfill.download import credentials
-from lstfill.download.base import Area, FileRef, days
+from lstfill.download.base import Area, FileRef
+from lstfill.download.targets import SOURCES
 from lstfill.errors import ConfigError
 from lstfill.io import atomic_output
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("ecostress", "sentinel2", "inca", "srtm", "modis")
-DATED = ("ecostress", "sentinel2", "inca", "modis")  # SRTM has no date: one job per region
 # Which account each source needs (INCA needs none).
 ACCOUNT = {
     "ecostress": "earthdata",
@@ -41,34 +39,6 @@ def provider(source: str) -> ModuleType:
     if source not in SOURCES:
         raise ConfigError("download.sources", f"unknown source {source!r}; known: {SOURCES}")
     return importlib.import_module(f"lstfill.download.{source}")
-
-
-def source_days(source: str, region_cfg: dict[str, Any], config: dict[str, Any]) -> list[dt.date]:
-    """Days a source is fetched for: the period, widened where the cubes look outside it.
-
-    Sentinel-2 scenes within prepare.sentinel2.window_days of an acquisition feed its cube, so
-    that margin is fetched on both sides; INCA's cumulative hours reach into the day before.
-    """
-    if source not in DATED:
-        return []
-    start, end = region_dates(region_cfg)
-    if source == "sentinel2":
-        margin = dt.timedelta(days=int(config["prepare"]["sentinel2"]["window_days"]))
-        start, end = start - margin, end + margin
-    elif source == "inca":
-        start -= dt.timedelta(days=1)
-    return days(start, end)
-
-
-def provider_settings(source: str, region_cfg: dict[str, Any], config: dict[str, Any]) -> dict:
-    """The provider's settings: its block of regions.<name>.download, plus what it shares with
-    the prepare step (Sentinel-2 bands, INCA parameters)."""
-    settings = dict(region_cfg.get("download", {}).get(source, {}))
-    if source == "sentinel2":
-        settings["bands"] = list(config["prepare"]["sentinel2"]["bands"])
-    elif source == "inca":
-        settings["parameters"] = list(config["prepare"]["inca"]["parameters"])
-    return settings
 
 
 def require_credentials(
