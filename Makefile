@@ -4,19 +4,21 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lstfill-installed
-TORCH := torch==2.13.0
+# Every version comes from envs/pins.txt (pip constraints), the one source the conda envs mirror.
+PINS := envs/pins.txt
+TORCH := $(shell grep '^torch==' $(PINS))
 
 .PHONY: demo test
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(PINS)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[test,dev]"
+	$(PY) -m pip install --quiet --upgrade pip -c $(PINS)
+	$(PY) -m pip install --quiet "$(TORCH)" -c $(PINS)
+	$(PY) -m pip install --quiet -e ".[test,dev,slurm]" -c $(PINS)
 	# pymodis (the MODIS Data Pool backend) needs the GDAL bindings, built against the system
 	# GDAL: installed where gdal-config exists (apt-get install libgdal-dev), else its tests skip.
 	if command -v gdal-config >/dev/null; then \
-		$(PY) -m pip install --quiet "GDAL==$$(gdal-config --version)" "pymodis==2.4.1"; fi
+		$(PY) -m pip install --quiet "GDAL==$$(gdal-config --version)" pymodis -c $(PINS); fi
 	touch $(STAMP)
 
 demo: $(STAMP)

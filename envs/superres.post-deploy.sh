@@ -1,5 +1,19 @@
 #!/usr/bin/env bash
-# Snakemake runs this inside the freshly created env: install the lstfill package from this
-# repository (editable, so code changes need no env rebuild; dependencies come from the yaml).
+# Snakemake runs this inside each freshly created env, from its own copy at
+# .snakemake/conda/<hash>.post-deploy.sh (so "$0" says nothing about where lstfill is). It
+# installs lstfill editable (code changes need no env rebuild; dependencies come from the yaml)
+# from the workflow directory, which the Snakefile exports as LSTFILL_WORKFLOW_DIR and Snakemake's
+# subprocess inherits. Identical in every envs/*.post-deploy.sh (tests/test_envs.py checks it).
 set -euo pipefail
-python -m pip install --no-deps --no-build-isolation -e "$(dirname "$0")/.."
+repo="${LSTFILL_WORKFLOW_DIR:-}"
+if [[ -z "$repo" ]]; then
+    echo "lstfill post-deploy: LSTFILL_WORKFLOW_DIR is not set (the Snakefile sets it to" \
+        "workflow.basedir; create the env through snakemake)" >&2
+    exit 1
+fi
+if ! grep -Eqs '^name[[:space:]]*=[[:space:]]*"lstfill"' "$repo/pyproject.toml"; then
+    echo "lstfill post-deploy: LSTFILL_WORKFLOW_DIR=$repo holds no lstfill pyproject.toml" \
+        "(it must be the lstfill repository root)" >&2
+    exit 1
+fi
+python -m pip install --no-deps --no-build-isolation -e "$repo"

@@ -1,0 +1,36 @@
+"""Checks of how the workflow's software is deployed, run when the Snakefile is parsed, so that a
+user learns what to do before any job is planned. Standard library only."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from lstfill.errors import LstfillError
+
+
+class DeploymentError(LstfillError):
+    """The requested software deployment cannot work on this machine."""
+
+
+def check_conda(settings: Any) -> None:
+    """With `--sdm conda`, the conda frontend must be on PATH (or under --conda-base-path);
+    otherwise a DeploymentError says how to run in the current environment instead.
+
+    `settings` is Snakemake's DeploymentSettings (`workflow.deployment_settings`)."""
+    if "CONDA" not in {m.name for m in settings.deployment_method}:
+        return
+    frontend = settings.conda_frontend or "conda"
+    base = settings.conda_base_path
+    if base is not None and (Path(base) / "bin" / frontend).exists():
+        return
+    if shutil.which(frontend):
+        return
+    raise DeploymentError(
+        f"--software-deployment-method conda was asked for, but '{frontend}' is not on PATH"
+        + (f" nor under {base}/bin" if base else "")
+        + ". Either load conda (e.g. `module load miniforge`, or install Miniforge) and rerun, "
+        "or leave out --sdm conda and run in an environment that has lstfill installed "
+        "(`pip install -e '.[slurm]'` in a venv, see README 'Running on a SLURM cluster')."
+    )
