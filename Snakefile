@@ -4,7 +4,6 @@
 # (Israel-format 1 km LST + DEM -> 9x9 topography MLP, maps and evaluation) runs beside them.
 # Run `snakemake --cores all`; ask for one file by its path to rebuild only what it needs.
 
-import os
 import sys
 
 from snakemake.utils import min_version
@@ -12,13 +11,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 sys.path.insert(0, workflow.basedir)  # the lstfill package beside this Snakefile
-# The conda envs' post-deploy scripts install lstfill from here (Snakemake runs a copy of each
-# script from .snakemake/conda/, so they cannot find the repository from their own path).
-os.environ["LSTFILL_WORKFLOW_DIR"] = workflow.basedir
 
-from lstfill.deploy import check_conda
+from lstfill.deploy import prepare_deployment
 
-check_conda(workflow.deployment_settings)
+# --sdm conda without conda stops here with what to do; the conda envs' post-deploy scripts
+# learn where lstfill is (LSTFILL_WORKFLOW_DIR).
+prepare_deployment(workflow.basedir, workflow.deployment_settings)
 
 
 # The demo config is the default; a --configfile on the command line replaces it (rather than

@@ -3,6 +3,7 @@ user learns what to do before any job is planned. Standard library only."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,17 @@ from lstfill.errors import LstfillError
 
 class DeploymentError(LstfillError):
     """The requested software deployment cannot work on this machine."""
+
+
+WORKFLOW_DIR_VAR = "LSTFILL_WORKFLOW_DIR"
+
+
+def prepare_deployment(workflow_dir: str, settings: Any) -> None:
+    """Check the deployment method, and export the workflow folder as LSTFILL_WORKFLOW_DIR:
+    Snakemake runs each env's post-deploy script from a copy under .snakemake/conda/, in a
+    subprocess that inherits this environment, so the script installs lstfill from there."""
+    check_conda(settings)
+    os.environ[WORKFLOW_DIR_VAR] = str(workflow_dir)
 
 
 def check_conda(settings: Any) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -20,8 +22,18 @@ def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO)
         force=True,
     )
     logging.captureWarnings(True)
+    logging.getLogger("lstfill").info("running on %s%s", socket.gethostname(), _slurm_job())
 
     def _hook(exc_type, exc, tb):  # noqa: ANN001
         logging.getLogger("lstfill").error("failed: %s", exc, exc_info=(exc_type, exc, tb))
 
     sys.excepthook = _hook
+
+
+def _slurm_job() -> str:
+    """' in SLURM job N' inside a SLURM allocation (step too, where there is one), else ''."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return ""
+    step = os.environ.get("SLURM_STEP_ID")
+    return f" in SLURM job {job}" + (f" step {step}" if step else "")
