@@ -9,7 +9,12 @@ checkpoint acquire_raw:
     output:
         inventory=INVENTORY,
     params:
-        region_cfg=region_config,
+        region_cfg=lambda wildcards: {
+            k: v
+            for k, v in region_config(wildcards).items()
+            if k in ("source", "start", "end", "grid")
+            or (k == "demo" and region_config(wildcards)["source"] == "demo")
+        },
         region_dir=REGION_DIR,
     log:
         log_path("acquire_raw", "{region}"),

@@ -218,9 +218,17 @@ def all_targets(wildcards):
 
 
 def subconfig(section, *keys):
-    """The named keys of a config section: a rule's params hold only what its output depends
-    on, so changing another key of the section does not rerun it."""
-    return {key: config[section][key] for key in keys}
+    """The named keys of a config section, a dotted key ("training.seed") taking one key of a
+    nested block: a rule's params hold only what its step reads, so changing another key of the
+    section does not rerun it."""
+    picked = {}
+    for key in keys:
+        *parents, last = key.split(".")
+        src, dst = config[section], picked
+        for part in parents:
+            src, dst = src[part], dst.setdefault(part, {})
+        dst[last] = src[last]
+    return picked
 
 
 def region_config(wildcards):

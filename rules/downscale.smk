@@ -52,7 +52,7 @@ checkpoint downscale_samples:
         samples=DS_SAMPLES,
         info=DS_SAMPLES_INFO,
     params:
-        downscale=subconfig("downscale", *downscale_jobs.SAMPLE_KEYS),
+        downscale=subconfig("downscale", *downscale_targets.SAMPLE_KEYS),
     log:
         log_path("downscale_samples", "{region}/{key}"),
     benchmark:
@@ -81,7 +81,15 @@ rule train_downscale:
         ),
     params:
         downscale=subconfig(
-            "downscale", "bands", "scaling", "split", "model", "training", "mlflow"
+            "downscale",
+            "bands",
+            "scaling",
+            "model",
+            "training",
+            "mlflow",
+            "split.ratios",
+            "split.block_size",
+            "split.seed",
         ),
         workdir=DS_WORKDIR,
         runs=DS_RUNS,
@@ -110,11 +118,14 @@ rule predict_downscale:
         product=DS_PRODUCT,
     params:
         qa_strict=config["downscale"]["qa_strict"],
+        device=config["downscale"]["training"]["device"],
     log:
         log_path("predict_downscale", "{region}/{day}"),
     benchmark:
         benchmark_path("predict_downscale", "{region}/{day}")
     threads: 1
+    group:
+        "downscale_predict"
     resources:
         mem_mb=4000,
         runtime=20,
@@ -138,7 +149,7 @@ rule evaluate_downscale:
             labels={"region": "{region}", "figure": "evaluation"},
         ),
     params:
-        downscale=subconfig("downscale", "split", "importance"),
+        downscale=subconfig("downscale", "split", "importance", "training.device"),
         kinds=config["downscale"]["split"]["kinds"],
     log:
         log_path("evaluate_downscale", "{region}"),

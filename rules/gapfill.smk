@@ -9,7 +9,9 @@ rule gapfill_dataset:
         dataset=GAPFILL_DATASET,
         split=GAPFILL_SPLIT,
     params:
-        gapfill=config["gapfill"],
+        gapfill=subconfig(
+            "gapfill", "features", "patch_size", "split", "max_patches_per_acquisition"
+        ),
     log:
         log_path("gapfill_dataset", "{region}"),
     benchmark:
@@ -39,7 +41,17 @@ rule train_gapfill:
             labels={"region": "{region}", "figure": "training curve"},
         ),
     params:
-        gapfill=config["gapfill"],
+        gapfill=subconfig(
+            "gapfill",
+            "features",
+            "patch_size",
+            "model",
+            "training",
+            "max_patches_per_acquisition",
+            "mc_passes",
+            "residual_correction",
+            "chunk_rows",
+        ),
         workdir=GAPFILL_WORKDIR,
     log:
         log_path("train_gapfill", "{region}"),
@@ -63,11 +75,14 @@ rule predict_gapfill:
         product=GAPFILL_PRODUCT,
     params:
         chunk_rows=config["gapfill"]["chunk_rows"],
+        device=config["gapfill"]["training"]["device"],
     log:
         log_path("predict_gapfill", "{region}/{date}"),
     benchmark:
         benchmark_path("predict_gapfill", "{region}/{date}")
     threads: 1
+    group:
+        "gapfill_predict"
     resources:
         mem_mb=4000,
         runtime=30,
@@ -92,7 +107,9 @@ rule evaluate_gapfill:
             labels={"region": "{region}", "figure": "evaluation"},
         ),
     params:
-        gapfill=config["gapfill"],
+        gapfill=subconfig(
+            "gapfill", "evaluation", "residual_correction", "training.seed", "training.device"
+        ),
     log:
         log_path("evaluate_gapfill", "{region}"),
     benchmark:

@@ -27,12 +27,14 @@ rule build_s2_grid:
     output:
         grid=S2_GRID,
     params:
-        sentinel2=config["prepare"]["sentinel2"],
+        sentinel2=subconfig("prepare", "sentinel2.bands", "sentinel2.scl_invalid")["sentinel2"],
     log:
         log_path("build_s2_grid", "{region}/{scene}"),
     benchmark:
         benchmark_path("build_s2_grid", "{region}/{scene}")
     threads: 1
+    group:
+        "s2_grids"
     resources:
         mem_mb=3000,
         runtime=20,
@@ -52,12 +54,21 @@ rule build_cube:
     output:
         cube=CUBE,
     params:
-        prepare=config["prepare"],
+        prepare=subconfig(
+            "prepare",
+            "ecostress",
+            "inca",
+            "sentinel2.bands",
+            "sentinel2.window_days",
+            "sentinel2.min_clear_subpixels",
+        ),
     log:
         log_path("build_cube", "{region}/{date}"),
     benchmark:
         benchmark_path("build_cube", "{region}/{date}")
     threads: 1
+    group:
+        "cubes"
     resources:
         mem_mb=3000,
         runtime=20,

@@ -17,6 +17,8 @@ rule plot_quicklook:
     benchmark:
         benchmark_path("plot_quicklook", "{region}/{date}")
     threads: 1
+    group:
+        "cubes"
     resources:
         mem_mb=1500,
         runtime=10,

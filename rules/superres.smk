@@ -15,6 +15,8 @@ rule superres_scene:
     benchmark:
         benchmark_path("superres_scene", "{region}/{day}")
     threads: 1
+    group:
+        "superres_scenes"
     resources:
         mem_mb=2000,
         runtime=10,
@@ -66,7 +68,14 @@ rule train_superres:
             labels={"region": "{region}", "figure": "training curve {variant}"},
         ),
     params:
-        superres=config["superres"],
+        superres=lambda wildcards: {
+            **subconfig("superres", "psf_mtf", "model", "tiles", "crop", "training"),
+            "variants": {
+                name: loss
+                for name, loss in config["superres"]["variants"].items()
+                if name == wildcards.variant
+            },
+        },
         workdir=SR_WORKDIR,
     log:
         log_path("train_superres", "{region}/{variant}"),
@@ -88,11 +97,15 @@ rule predict_superres:
         model=SR_MODEL,
     output:
         product=SR_PRODUCT,
+    params:
+        device=config["superres"]["training"]["device"],
     log:
         log_path("predict_superres", "{region}/{variant}/{day}"),
     benchmark:
         benchmark_path("predict_superres", "{region}/{variant}/{day}")
     threads: 1
+    group:
+        "superres_predict"
     resources:
         mem_mb=4000,
         runtime=30,
@@ -118,7 +131,7 @@ rule evaluate_superres:
             labels={"region": "{region}", "figure": "evaluation"},
         ),
     params:
-        superres=config["superres"],
+        superres=subconfig("superres", "psf_mtf", "baselines", "training.device"),
         variants=list(config["superres"]["variants"]),
     log:
         log_path("evaluate_superres", "{region}"),

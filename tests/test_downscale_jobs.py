@@ -17,7 +17,7 @@ from affine import Affine
 from numpy.lib.stride_tricks import sliding_window_view
 
 from lstfill.config import validate_config
-from lstfill.downscale import jobs, runs
+from lstfill.downscale import jobs, runs, targets
 from lstfill.downscale.model import Mlp, predict
 from lstfill.downscale.samples import (
     DROPPED,
@@ -98,19 +98,23 @@ def _find(meta: dict, date: int, band: int, row: int, col: int) -> int:
 # ------------------------------------------------------------------------------ inputs
 
 
+def test_demo_file_has_the_published_name() -> None:
+    assert targets.DEMO_LST_NAME == israel.file_name(targets.DEMO_YEAR)
+
+
 def test_resolve_files_keeps_plain_paths_expands_globs_and_drops_repeats(tmp_path) -> None:
     for name in ("c.nc", "a.nc", "b.nc", "x.tif"):
         (tmp_path / name).touch()
     missing2, missing1 = str(tmp_path / "z2.nc"), str(tmp_path / "z1.nc")
-    assert jobs.resolve_files([missing2, missing1], "k") == [missing2, missing1]
-    got = jobs.resolve_files(
+    assert targets.resolve_files([missing2, missing1], "k") == [missing2, missing1]
+    got = targets.resolve_files(
         [missing2, str(tmp_path / "*.nc"), str(tmp_path / "b.nc"), str(tmp_path / "[ab].nc")],
         "k",
     )
     assert got == [missing2] + [str(tmp_path / n) for n in ("a.nc", "b.nc", "c.nc")]
     key = "downscale.regions.x.lst_files"
     with pytest.raises(ConfigError, match=r"downscale\.regions\.x\.lst_files") as err:
-        jobs.resolve_files([str(tmp_path / "a.nc"), str(tmp_path / "*.hgt")], key)
+        targets.resolve_files([str(tmp_path / "a.nc"), str(tmp_path / "*.hgt")], key)
     assert err.value.key == key and "*.hgt" in str(err.value)
 
 
@@ -254,7 +258,7 @@ def test_build_samples_counts_meta_and_summary(handmade) -> None:
     }
     assert handmade.info == expected_info
     assert json.loads(handmade.info_path.read_text()) == expected_info
-    assert jobs.days_of(handmade.info_path) == HM_DATES
+    assert targets.days_of(handmade.info_path) == HM_DATES
     X, y, meta, params = read_samples(handmade.samples)
     assert X.shape == (n, 89) and y.shape == (n,)
     assert params["band_names"] == ["night", "day"] and params["grid_shape"] == [H, W]
@@ -394,7 +398,7 @@ E2E_SPLIT = {"block_size": 10, "ratios": [0.5, 0.2, 0.3]}  # seed 0 leaves [.6 .
 def e2e(tmp_path_factory) -> SimpleNamespace:
     """A synthetic 40x36 region of 8 days: DEM, samples, both models, evaluation, one map."""
     d = tmp_path_factory.mktemp("e2e")
-    lst = d / israel.file_name(jobs.DEMO_YEAR)
+    lst = d / israel.file_name(targets.DEMO_YEAR)
     jobs.write_demo_region(
         lst, d / "dem_fine.tif", {"seed": 3, "rows": 40, "cols": 36, "n_days": 8}
     )

@@ -8,7 +8,7 @@ often. One training job is killed with scancel while it runs. Then:
 - every job ran inside a SLURM allocation (the SLURM job id is in its rule log);
 - the outputs are those of the same region run locally: the same files, identical arrays for
   the deterministic products, metrics within a tolerance where training is not bit-identical;
-- every train_* and predict_* sbatch call asked for a GPU on the GPU partition, every other
+- every train_*, predict_* and evaluate_* sbatch call asked for a GPU on the GPU partition, every other
   one the CPU partition, all with the account, and --cpus-per-task equal to the job's threads;
 - the killed job was retried and its outputs are complete.
 """
@@ -33,7 +33,7 @@ from conftest import ROOT, tiny_workdir
 REASON = slurm_cluster.unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no local SLURM: {REASON}")
 
-GPU_JOB = re.compile(r"(^|_)(train|predict)(_|$)")  # rules train_*/predict_* and their groups
+GPU_JOB = re.compile(r"(^|_)(train|predict|evaluate)(_|$)")  # the model rules and their groups
 
 
 def edited_profile(dest: Path, cluster: slurm_cluster.SlurmCluster) -> Path:

@@ -14,4 +14,5 @@ predict_map(
     snakemake.wildcards.day,
     snakemake.params.qa_strict,
     snakemake.output.product,
+    device=snakemake.params.device,
 )

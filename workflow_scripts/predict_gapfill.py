@@ -12,4 +12,5 @@ fill_cube(
     snakemake.input.model,
     snakemake.output.product,
     snakemake.params.chunk_rows,
+    device=snakemake.params.device,
 )

@@ -7,4 +7,9 @@ from lstfill.superres.jobs import write_product
 
 setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-write_product(snakemake.input.scene, snakemake.input.model, snakemake.output.product)
+write_product(
+    snakemake.input.scene,
+    snakemake.input.model,
+    snakemake.output.product,
+    device=snakemake.params.device,
+)

@@ -8,8 +8,6 @@ seeded functions, so training and evaluation always agree on which samples are h
 from __future__ import annotations
 
 import datetime as dt
-import glob
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -43,6 +41,7 @@ from lstfill.downscale.samples import (  # noqa: E402
     window_samples,
     write_samples,
 )
+from lstfill.downscale.targets import DEMO_LST_NAME, DEMO_YEAR, SAMPLE_KEYS
 from lstfill.errors import ConfigError, InputError, LstfillError  # noqa: E402
 from lstfill.io import atomic_output, read_raster, write_cog, write_json  # noqa: E402
 from lstfill.sources import israel, srtm  # noqa: E402
@@ -50,42 +49,22 @@ from lstfill.splits import TEST, TRAIN, VAL  # noqa: E402
 from lstfill.training import (  # noqa: E402
     TrainConfig,
     fit,
+    job_device,
     load_checkpoint,
     plot_training_curve,
     reset_stale_workdir,
+    resolve_device,
     save_checkpoint,
 )
 
 log = logging.getLogger(__name__)
 
-DEMO_YEAR = 2020
-DEMO_LST_NAME = israel.file_name(DEMO_YEAR)  # the published name, LST_2020_NetCDF.nc
 MODEL_NAME = "downscale_mlp"
+DEVICE_KEY = "downscale.training.device"
 SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}
-# keys of the downscale config section that decide the samples (and so their cache key)
-SAMPLE_KEYS = ("bands", "qa_strict", "max_days", "max_samples_per_image", "radius")
 
 
 # ------------------------------------------------------------------------------ inputs
-
-
-def resolve_files(patterns: Sequence[str], key: str) -> list[str]:
-    """Paths named by `patterns` (plain paths, or glob patterns whose matches are sorted),
-    without repeats.
-
-    A plain path is kept even if it does not exist yet (Snakemake reports it as missing input);
-    a glob pattern that matches nothing is a ConfigError naming `key`.
-    """
-    out: list[str] = []
-    for pattern in patterns:
-        if glob.has_magic(pattern):
-            found = sorted(glob.glob(pattern))
-            if not found:
-                raise ConfigError(key, f"pattern {pattern!r} matches no file")
-            out += found
-        else:
-            out.append(pattern)
-    return list(dict.fromkeys(out))
 
 
 def write_demo_region(
@@ -308,14 +287,14 @@ def _need_all_splits(codes: np.ndarray, kind: str, samples: str | Path) -> None:
 # ------------------------------------------------------------------------------ training
 
 
-def load_mlp(path: str | Path) -> tuple[Mlp, Scaler, dict]:
-    """The trained MLP (eval mode, CPU), its scaler and the checkpoint."""
+def load_mlp(path: str | Path, device: str | torch.device = "cpu") -> tuple[Mlp, Scaler, dict]:
+    """The trained MLP (eval mode, on `device`), its scaler and the checkpoint."""
     ckpt = load_checkpoint(path)
     if ckpt["model_name"] != MODEL_NAME:
         raise InputError(path, f"holds a {ckpt['model_name']} model, not {MODEL_NAME}")
     model = Mlp(**ckpt["model_kwargs"])
     model.load_state_dict(ckpt["state_dict"])
-    model.eval()
+    model.to(resolve_device(device)).eval()
     return model, Scaler.from_dict(ckpt["normalisation"]), ckpt
 
 
@@ -332,6 +311,7 @@ def train(
 ) -> dict[str, Any]:
     """Train the MLP of one split (resuming from `workdir`), write its checkpoint and curve, and
     append the run (parameters, predict-0 and model test MSE) to the runs table."""
+    job_device(cfg["training"]["device"], DEVICE_KEY)
     X, y, meta, params = read_samples(samples)
     codes = split_codes(meta, params, cfg["split"], kind)
     _need_all_splits(codes, kind, samples)
@@ -440,17 +420,20 @@ def predict_map(
     day: str,
     qa_strict: bool,
     out: str | Path,
+    device: str = "auto",
 ) -> dict[str, float]:
     """One COG per date, one band per LST band: the 9x9 mean plus the predicted deviation where
     the whole window is valid, NaN elsewhere. Returns (and tags) each band's RMSE against the
-    observed LST at those pixels next to the predict-0 RMSE."""
+    observed LST at those pixels next to the predict-0 RMSE. The MLP runs on `device` (the
+    job's downscale.training.device)."""
+    dev = job_device(device, DEVICE_KEY)
     date = dt.datetime.strptime(day, "%Y%m%d").date()
     doy = date.timetuple().tm_yday - 1
     data = israel.read_israel_lst(
         _file_for_year(lst_files, date.year), qa_strict=qa_strict, days=[doy]
     )
     dem = _read_dem(dem_path, data.lat, data.lon)
-    model, scaler, ckpt = load_mlp(model_path)
+    model, scaler, ckpt = load_mlp(model_path, dev)
     radius = int(ckpt["features"]["radius"])
     bands = dict(ckpt["features"]["bands"])
     maps, band_tags, scores = [], [], {}
@@ -498,7 +481,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Each split's model next to predict-0 and a linear least-squares fit of the same features
     (one per band, on the split's training samples) on the same test samples, overall and per band,
-    and permutation importance per feature group; writes metrics.json and the figure."""
+    and permutation importance per feature group; writes metrics.json and the figure. The MLPs
+    run on downscale.training.device."""
+    device = job_device(cfg["training"]["device"], DEVICE_KEY)
     X, y, meta, params = read_samples(samples)
     columns = feature_names(int(params["radius"]))
     # GROUPS lists the 9x9 window's columns; the height differences follow the samples' radius
@@ -512,7 +497,7 @@ def evaluate(
     for kind, path in models.items():
         codes = split_codes(meta, params, cfg["split"], kind)
         _need_all_splits(codes, kind, samples)
-        model, scaler, _ = load_mlp(path)
+        model, scaler, _ = load_mlp(path, device)
         test = codes == TEST
         xs, yt = scaler.transform(X[test]), y[test]
         pred = predict(model, xs)
@@ -594,9 +579,3 @@ def plot_evaluation(
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-
-
-def days_of(info_path: str | Path) -> list[str]:
-    """The YYYYMMDD days listed by a samples summary."""
-    with open(info_path) as f:
-        return list(json.load(f)["days"])

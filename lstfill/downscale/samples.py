@@ -9,7 +9,6 @@ Scaling, splits and the cached sample file live here too, so every caller shares
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -292,12 +291,6 @@ def split_by_space(
 # cache
 
 _RESERVED = {"X", "y", "feature", "sample"}
-
-
-def samples_key(params: dict[str, Any]) -> str:
-    """Short stable hash of `params` (sha256 of the sorted-key JSON, 12 hex), naming a cache."""
-    text = json.dumps(json_ready(params), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def write_samples(

@@ -437,8 +437,8 @@ class CnnFiller:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], device: str = "auto") -> CnnFiller:
-        """Rebuild a trained filler from a checkpoint dict."""
+    def from_state(cls, state: dict[str, Any], device: str | torch.device = "auto") -> CnnFiller:
+        """Rebuild a trained filler from a checkpoint dict, its network on `device`."""
         if state.get("model_name") != "gapfill_patch_cnn":
             raise InputError(
                 state.get("path", "(checkpoint)"),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from threadpoolctl import threadpool_limits
 
 from lstfill.errors import InputError
@@ -25,6 +26,7 @@ from lstfill.gapfill.series import LstSeries, load_cubes, load_series
 from lstfill.io import atomic_output, write_cog, write_json
 from lstfill.splits import TEST, TRAIN, VAL, split_blocks, split_dates, window_inside
 from lstfill.training import (
+    job_device,
     load_checkpoint,
     plot_training_curve,
     reset_stale_workdir,
@@ -32,6 +34,7 @@ from lstfill.training import (
 )
 
 log = logging.getLogger(__name__)
+DEVICE_KEY = "gapfill.training.device"
 
 
 def features_from_config(cfg: dict[str, Any]) -> FeatureSet:
@@ -157,6 +160,7 @@ def train(
 ) -> None:
     """Train the CNN on the patch dataset (resuming from `workdir`), calibrate its intervals on
     the validation days, and write the checkpoint and the training curve."""
+    job_device(cfg["training"]["device"], DEVICE_KEY)
     splits, features, norm, maps, attrs = read_patches(dataset)
     filler = cnn_from_config(cfg)
     if int(json.loads(str(attrs["patch_size"]))) != cfg["patch_size"]:
@@ -196,14 +200,19 @@ def train(
     plot_training_curve(result.history, curve_out, title="gap-fill patch CNN")
 
 
-def load_filler(checkpoint: str | Path) -> CnnFiller:
+def load_filler(checkpoint: str | Path, device: str | torch.device = "auto") -> CnnFiller:
+    """The trained filler of a checkpoint, its network on `device`."""
     state = load_checkpoint(checkpoint)
     state["path"] = str(checkpoint)
-    return CnnFiller.from_state(state)
+    return CnnFiller.from_state(state, device)
 
 
 def fill_cube(
-    cube: str | Path, checkpoint: str | Path, product_out: str | Path, chunk_rows: int | None = None
+    cube: str | Path,
+    checkpoint: str | Path,
+    product_out: str | Path,
+    chunk_rows: int | None = None,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Fill the gaps of one acquisition's cube and write the product COG.
 
@@ -211,9 +220,9 @@ def fill_cube(
     filled, 0 where observed), `uncertainty_90` (half-width in K of the 90 % interval; for
     observed pixels 1.645 × the ECOSTRESS LST_err when the cube has it, else 0). Water and
     pixels outside the data are nodata (NaN). An all-cloud acquisition is filled by the model
-    alone, with a warning.
+    alone, with a warning. The CNN runs on `device` (the job's gapfill.training.device).
     """
-    filler = load_filler(checkpoint)
+    filler = load_filler(checkpoint, job_device(device, DEVICE_KEY))
     if chunk_rows:
         filler.hyper["chunk_rows"] = chunk_rows
     series = load_series(cube)
@@ -301,12 +310,14 @@ def evaluate_region(
     """Artificial-gap evaluation on the test days: real cloud masks of other acquisitions hide
     clear pixels of each test acquisition; the CNN and the baselines are scored on exactly those
     hidden pixels, overall and (`subsets.test_blocks`) on the hidden pixels of the test blocks,
-    where no training or validation patch lay. Writes metrics.json and the figure."""
+    where no training or validation patch lay. The CNN runs on gapfill.training.device. Writes
+    metrics.json and the figure."""
     from lstfill.gapfill.figures import plot_evaluation
 
+    device = job_device(cfg["training"]["device"], DEVICE_KEY)
     series = load_cubes(cube_paths)
     split = json.loads(Path(split_path).read_text())
-    filler = load_filler(checkpoint)
+    filler = load_filler(checkpoint, device)
     check_features(series, filler.features)
     train_index = _index(series, split["train"], split_path)
     test_index = _index(series, split["test"], split_path)

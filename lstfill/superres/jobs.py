@@ -19,9 +19,10 @@ from lstfill.superres import data
 from lstfill.superres.model import LossConfig
 from lstfill.superres.quality import quality_metrics
 from lstfill.superres.sharpen import Sharpener, TileConfig, energy_residual
-from lstfill.training import TrainConfig, plot_training_curve, reset_stale_workdir
+from lstfill.training import TrainConfig, job_device, plot_training_curve, reset_stale_workdir
 
 log = logging.getLogger(__name__)
+DEVICE_KEY = "superres.training.device"
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -88,6 +89,7 @@ def train(
     progress: bool = True,
 ) -> Sharpener:
     """Train one variant (resuming from `workdir`) and write its checkpoint and curve."""
+    job_device(cfg["training"]["device"], DEVICE_KEY)
     pairs, norm = data.read_patch_pairs(patches)
     model = sharpener_from_config(cfg, variant, pairs.factor)
     train_cfg = TrainConfig.from_dict(cfg["training"])
@@ -109,9 +111,11 @@ def train(
 def write_product(
     scene_path: str | Path, checkpoint: str | Path, out: str | Path, device: str = "auto"
 ) -> float:
-    """Sharpen one day scene to a 250 m COG; returns (and tags) the energy-conservation
-    residual: RMS of the PSF-degraded product minus the coarse input (K). An all-cloud day
-    gets an all-nodata product with a warning (NaN residual)."""
+    """Sharpen one day scene to a 250 m COG on `device` (the job's superres.training.device);
+    returns (and tags) the energy-conservation residual: RMS of the PSF-degraded product minus
+    the coarse input (K). An all-cloud day gets an all-nodata product with a warning (NaN
+    residual)."""
+    dev = job_device(device, DEVICE_KEY)
     scene = data.read_day_scene(scene_path)
     model = Sharpener.load(checkpoint)
     if model.factor != scene.factor:
@@ -120,7 +124,7 @@ def write_product(
             f"was trained for factor {model.factor}, the scene {scene_path} has {scene.factor}",
         )
     if np.isfinite(scene.lst).any():
-        fine = model.predict(scene.lst, scene.ndvi, device)
+        fine = model.predict(scene.lst, scene.ndvi, dev)
         resid = energy_residual(fine, scene.lst, scene.factor, model.loss_cfg.mtf)
     else:  # an all-cloud day: nothing to sharpen, but the day still gets its (empty) product
         log.warning("%s has no valid LST pixel; writing an all-nodata product", scene_path)
@@ -178,9 +182,11 @@ def evaluate(
 ) -> dict[str, Any]:
     """Every model and baseline on the test days of the split, scored against the fine truth on
     the same pixels (valid in every product and in the truth). `truth_paths[i]` is the truth of
-    `scene_paths[i]`. Writes metrics.json and a figure."""
+    `scene_paths[i]`. The models run on superres.training.device. Writes metrics.json and a
+    figure."""
     from lstfill.superres.figures import plot_comparison
 
+    device = job_device(cfg["training"]["device"], DEVICE_KEY)
     if len(scene_paths) != len(truth_paths):
         raise ValueError("one truth raster per scene is needed")
     test_days = set(json.loads(Path(split_path).read_text())["test"])
@@ -200,7 +206,8 @@ def evaluate(
                 f"{scene.ndvi.shape} ({scene_path})",
             )
         methods: dict[str, Method] = {
-            name: (lambda lst, ndvi, m=m: m.predict(lst, ndvi)) for name, m in models.items()
+            name: (lambda lst, ndvi, m=m: m.predict(lst, ndvi, device))
+            for name, m in models.items()
         }
         methods.update(baseline_methods(cfg, scene.factor))
         outputs = {name: fn(scene.lst, scene.ndvi) for name, fn in methods.items()}

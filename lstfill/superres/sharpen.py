@@ -154,7 +154,9 @@ class Sharpener:
         )
 
     @torch.no_grad()
-    def predict_full(self, lst: np.ndarray, ndvi: np.ndarray, device: str = "cpu") -> np.ndarray:
+    def predict_full(
+        self, lst: np.ndarray, ndvi: np.ndarray, device: str | torch.device = "cpu"
+    ) -> np.ndarray:
         """Fine LST (K) at every pixel, inputs' holes filled; tiled with blended overlaps."""
         f = self.factor
         h, w = lst.shape
@@ -194,7 +196,9 @@ class Sharpener:
         fine = (num / den)[: h * f, : w * f]
         return (fine * self.norm["lst_std"] + self.norm["lst_mean"]).astype(np.float32)
 
-    def predict(self, lst: np.ndarray, ndvi: np.ndarray, device: str = "cpu") -> np.ndarray:
+    def predict(
+        self, lst: np.ndarray, ndvi: np.ndarray, device: str | torch.device = "cpu"
+    ) -> np.ndarray:
         """Fine LST (K); NaN under invalid coarse pixels and where NDVI is missing."""
         fine = self.predict_full(lst, ndvi, device)
         return mask_product(fine, lst, ndvi, self.factor)

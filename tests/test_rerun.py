@@ -1,0 +1,128 @@
+"""Rerun triggers: a rule's params carry only the config keys its step reads, so editing one key
+reruns the step that reads it and what depends on that step's outputs, nothing upstream.
+
+Each case edits one key of a copy of the tiny run's config, dry-runs the workflow, compares the
+jobs per rule with what must rerun, and restores the config.
+"""
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import copy_run, job_counts, run_snakemake
+
+
+@pytest.fixture(scope="module")
+def run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny run (dry runs only; the config is restored after each case)."""
+    return copy_run(tiny_run, tmp_path_factory.mktemp("rerun") / "run")
+
+
+@contextmanager
+def edited(workdir: Path, key: str, value: Any) -> Iterator[None]:
+    """The workdir's config with the dotted `key` set to `value`, restored afterwards."""
+    path = workdir / "config" / "config.yaml"
+    original = path.read_text()
+    cfg = yaml.safe_load(original)
+    *parents, last = key.split(".")
+    node = cfg
+    for part in parents:
+        node = node.setdefault(part, {})
+    assert node.get(last) != value, f"{key} is already {value!r}"
+    node[last] = value
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+def scheduled(workdir: Path) -> dict[str, int]:
+    """Jobs per rule of a dry run of the default target (without the `all` rule)."""
+    out = run_snakemake(workdir, "--dry-run")
+    if "Nothing to be done" in out:
+        return {}
+    counts = job_counts(out)
+    counts.pop("all", None)
+    return counts
+
+
+def test_the_copied_run_is_up_to_date(run):
+    assert scheduled(run) == {}
+
+
+def _acquisitions(run: Path) -> int:
+    return len(json.loads((run / "resources/tiny/inventory.json").read_text())["acquisitions"])
+
+
+def _modis_days(run: Path) -> int:
+    return len(list((run / "results/tiny/superres/scenes").glob("*.nc")))
+
+
+def _downscale_days(run: Path) -> int:
+    (info,) = (run / "results/tiny_il/downscale/samples").glob("*.json")
+    return len(json.loads(info.read_text())["days"])
+
+
+# (key, new value, expected jobs per rule: a function of the run)
+CASES = {
+    "gapfill evaluation key: evaluation only": (
+        "gapfill.evaluation.max_pairs",
+        5,
+        lambda run: {"evaluate_gapfill": 1},
+    ),
+    "gapfill training key: training, products, evaluation": (
+        "gapfill.training.epochs",
+        3,
+        lambda run: {
+            "train_gapfill": 1,
+            "predict_gapfill": _acquisitions(run),
+            "evaluate_gapfill": 1,
+        },
+    ),
+    "superres baseline key: evaluation only": (
+        "superres.baselines.dms_estimators",
+        3,
+        lambda run: {"evaluate_superres": 1},
+    ),
+    "superres training key: training, products, evaluation": (
+        "superres.training.epochs",
+        2,
+        lambda run: {
+            "train_superres": 1,  # the tiny config's one variant
+            "predict_superres": _modis_days(run),
+            "evaluate_superres": 1,
+        },
+    ),
+    "downscale importance key: evaluation only": (
+        "downscale.importance.n_repeats",
+        2,
+        lambda run: {"evaluate_downscale": 1},
+    ),
+    "downscale training key: training, maps, evaluation": (
+        "downscale.training.epochs",
+        3,
+        lambda run: {
+            "train_downscale": 2,  # one per split kind
+            "predict_downscale": _downscale_days(run),
+            "evaluate_downscale": 1,
+        },
+    ),
+    "download settings of a demo region: nothing": (
+        "regions.tiny.download.sources",
+        ["ecostress"],
+        lambda run: {},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_one_key_reruns_only_what_reads_it(run, case):
+    key, value, expected = CASES[case]
+    with edited(run, key, value):
+        assert scheduled(run) == expected(run)
+
