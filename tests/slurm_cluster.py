@@ -74,6 +74,7 @@ class SlurmCluster:
     _saved_conf: str | None = None
 
     def start(self) -> SlurmCluster:
+        stop_leftovers()
         self.root.mkdir(parents=True, exist_ok=True)
         for sub in ("state", "spool", "mysql", "logs"):
             (self.root / sub).mkdir(exist_ok=True)
@@ -116,6 +117,7 @@ class SlurmCluster:
         _run("mariadb-install-db", "--user=root", f"--datadir={data}",
              "--auth-root-authentication-method=socket", "--skip-test-db")
         MYSQL_SOCKET.parent.mkdir(parents=True, exist_ok=True)
+        MYSQL_SOCKET.unlink(missing_ok=True)  # a stale one would pass for a ready server
         pidfile = self.root / "mariadbd.pid"
         log = open(self.root / "logs/mariadbd.log", "w")  # noqa: SIM115 (owned by the process)
         proc = subprocess.Popen(
@@ -228,6 +230,25 @@ LogFile={r}/logs/slurmdbd.log
     def log(self, name: str) -> str:
         path = self.root / "logs" / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+def stop_leftovers() -> None:
+    """Stop the daemons of an earlier test cluster whose test run was killed before it could
+    stop them (its slurm.conf names its folder, which holds their pid files)."""
+    conf = ETC / "slurm.conf"
+    if not conf.exists() or "lstfill-test" not in conf.read_text():
+        return
+    root = None
+    for line in conf.read_text().splitlines():
+        if line.startswith("StateSaveLocation="):
+            root = Path(line.split("=", 1)[1]).parent
+    pidfiles = [root / f"{d}.pid" for d in ("slurmd", "slurmctld", "slurmdbd", "mariadbd")]
+    for pidfile in [*pidfiles, Path("/run/munge/munged.pid")] if root else []:
+        if pidfile.exists() and pidfile.read_text().strip().isdigit():
+            pid = int(pidfile.read_text().strip())
+            if _alive(pid):
+                os.kill(pid, signal.SIGTERM)
+                _wait(f"{pidfile.stem} to stop", lambda p=pid: not _alive(p), 30)
 
 
 def _alive(pid: int) -> bool:
