@@ -8,8 +8,9 @@ often. One training job is killed with scancel while it runs. Then:
 - every job ran inside a SLURM allocation (the SLURM job id is in its rule log);
 - the outputs are those of the same region run locally: the same files, identical arrays for
   the deterministic products, metrics within a tolerance where training is not bit-identical;
-- every train_*, predict_* and evaluate_* sbatch call asked for a GPU on the GPU partition, every other
-  one the CPU partition, all with the account, and --cpus-per-task equal to the job's threads;
+- every train_*, predict_* and evaluate_* sbatch call asked for a GPU on the GPU partition,
+  every other one the CPU partition, all with the account, and --cpus-per-task equal to the
+  job's threads;
 - the killed job was retried and its outputs are complete.
 """
 
