@@ -78,7 +78,9 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lstfill.baselines import bicubic, dms, tsharp  # noqa: E402
+from lstfill.baselines.bicubic import bicubic  # noqa: E402
+from lstfill.baselines.dms import dms  # noqa: E402
+from lstfill.baselines.tsharp import tsharp  # noqa: E402
 from lstfill.io import write_json  # noqa: E402
 from lstfill.raster import fill_nearest  # noqa: E402
 from lstfill.splits import TRAIN, VAL  # noqa: E402

@@ -46,7 +46,7 @@ def synthetic_tile(size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def _run(method: str, size: int, threads: int, tile: int, queue: Any) -> None:
     import torch
 
-    from lstfill.baselines import dms
+    from lstfill.baselines.dms import dms
     from lstfill.superres.model import LossConfig
     from lstfill.superres.sharpen import Sharpener, TileConfig
 

@@ -23,18 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, TensorDataset  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-import lstfill  # noqa: E402
-from lstfill.errors import ConfigError, InputError, LstfillError  # noqa: E402
-from lstfill.io import atomic_output  # noqa: E402
+import lstfill
+from lstfill.errors import ConfigError, InputError, LstfillError
+from lstfill.io import atomic_output
+from lstfill.plotting import pyplot
 
 CHECKPOINT_FORMAT = "lstfill-checkpoint-1"
 LR_SCHEDULES = ("plateau", "step", "inverse_time", "none")
@@ -585,6 +582,7 @@ def reset_stale_workdir(workdir: str | Path, fingerprint: dict[str, Any]) -> Non
 
 def plot_training_curve(history: list[dict[str, float]], path: str | Path, title: str = "") -> None:
     """PNG of train/val loss per epoch (log y if positive), best epoch marked, lr on a twin axis."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
     if history:
         epochs = np.array([h["epoch"] for h in history], dtype=float)

@@ -113,6 +113,9 @@ class SlurmCluster:
         self.pids["munged"] = _read_pid(pidfile)
 
     def _start_database(self) -> None:
+        ping = ["mariadb-admin", f"--socket={MYSQL_SOCKET}", "ping"]
+        if MYSQL_SOCKET.exists() and subprocess.run(ping, capture_output=True).returncode == 0:
+            return  # the machine's own MariaDB (root may log in by socket): use it, leave it
         data = self.root / "mysql"
         _run("mariadb-install-db", "--user=root", f"--datadir={data}",
              "--auth-root-authentication-method=socket", "--skip-test-db")

@@ -5,16 +5,9 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from lstfill.baselines import (
-    bicubic,
-    block_mean,
-    block_mean_t4,
-    dms,
-    fit_tsharp,
-    fractional_cover,
-    homogeneity_weights,
-    tsharp,
-)
+from lstfill.baselines.bicubic import bicubic, block_mean, block_mean_t4
+from lstfill.baselines.dms import dms, homogeneity_weights
+from lstfill.baselines.tsharp import fit_tsharp, fractional_cover, tsharp
 
 F = 4
 

@@ -115,7 +115,7 @@ def sr_region(tmp_path_factory):
     for i in range(5):
         day = dt.date(2023, 7, 1) + dt.timedelta(days=i)
         lp, rp, truth = _granules(root / "raw", day, 24, i, cloud=i == 1)
-        scenes.append(jobs.build_scene(lp, rp, root / f"scene_{i}.nc", cfg))
+        scenes.append(data.build_scene(lp, rp, root / f"scene_{i}.nc", cfg))
         tp = root / f"truth_{i}.tif"
         with rasterio.open(tp, "w", driver="GTiff", height=96, width=96, count=1,
                            dtype="float32", crs=modis.sinusoidal_crs(),
@@ -187,5 +187,5 @@ def test_all_cloud_day_gets_an_empty_product_and_bad_inputs_name_the_file(sr_reg
     broken = tmp_path / "MOD11A1.A2023182.h18v04.061.2023183000000.hdf"
     broken.write_bytes(b"\x0e\x03\x13\x01" + b"\0" * 100)
     with pytest.raises(InputError, match=broken.name):
-        jobs.build_scene(broken, broken, tmp_path / "s.nc", sr_region["cfg"])
+        data.build_scene(broken, broken, tmp_path / "s.nc", sr_region["cfg"])
     assert not (tmp_path / "s.nc").exists()

@@ -1,7 +1,7 @@
 """Snakemake adapter: one day's MOD11A1 and MOD09GQ granules -> a MODIS day scene NetCDF."""
 
 from lstfill.logs import setup_logging
-from lstfill.superres.jobs import build_scene
+from lstfill.superres.data import build_scene
 
 setup_logging(snakemake.log[0])
 build_scene(

@@ -13,23 +13,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import TensorDataset  # noqa: E402
-
-from lstfill.downscale.evaluate import (  # noqa: E402
+from lstfill.downscale.evaluate import (
     linear_baseline,
     permutation_importance,
     split_scores,
 )
-from lstfill.downscale.model import Mlp, predict  # noqa: E402
-from lstfill.downscale.runs import append_run, log_mlflow  # noqa: E402
-from lstfill.downscale.samples import (  # noqa: E402
+from lstfill.downscale.model import Mlp, predict
+from lstfill.downscale.runs import append_run, log_mlflow
+from lstfill.downscale.samples import (
     DROPPED,
     GROUPS,
     Scaler,
@@ -42,11 +38,12 @@ from lstfill.downscale.samples import (  # noqa: E402
     write_samples,
 )
 from lstfill.downscale.targets import DEMO_LST_NAME, DEMO_YEAR, SAMPLE_KEYS
-from lstfill.errors import ConfigError, InputError, LstfillError  # noqa: E402
-from lstfill.io import atomic_output, read_raster, write_cog, write_json  # noqa: E402
-from lstfill.sources import israel, srtm  # noqa: E402
-from lstfill.splits import TEST, TRAIN, VAL  # noqa: E402
-from lstfill.training import (  # noqa: E402
+from lstfill.errors import ConfigError, InputError, LstfillError
+from lstfill.io import atomic_output, read_raster, write_cog, write_json
+from lstfill.plotting import pyplot
+from lstfill.sources import israel, srtm
+from lstfill.splits import TEST, TRAIN, VAL
+from lstfill.training import (
     TrainConfig,
     fit,
     job_device,
@@ -543,6 +540,7 @@ def plot_evaluation(
     path: str | Path,
 ) -> None:
     """Predicted vs observed deviation per split (2-D histogram, 1:1 line) and the importance."""
+    plt = pyplot()
     kinds = list(scatter)
     fig, axes = plt.subplots(
         2, len(kinds), figsize=(5.2 * len(kinds), 9), squeeze=False, constrained_layout=True

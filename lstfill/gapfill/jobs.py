@@ -17,7 +17,6 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from lstfill.errors import InputError
-from lstfill.gapfill import baselines
 from lstfill.gapfill.cnn import CnnFiller
 from lstfill.gapfill.dataset import fit_normaliser, read_patches, sample_patches, write_patches
 from lstfill.gapfill.features import FeatureSet, History, check_features
@@ -281,6 +280,8 @@ def evaluation_methods(
     series: LstSeries, filler: CnnFiller, train_index: np.ndarray, cfg: dict[str, Any]
 ) -> dict[str, Any]:
     """The CNN and the three baselines, each with the same inputs and the same residual step."""
+    from lstfill.gapfill import baselines  # scikit-learn: evaluation only, seconds of start-up
+
     mode = cfg["residual_correction"]["mode"]
     sigma = cfg["residual_correction"]["sigma_px"]
     hgb = baselines.HGBBaseline(

@@ -323,3 +323,15 @@ def read_patch_pairs(path: str | Path) -> tuple[PatchPairs, dict[str, float]]:
         factor=int(ds.attrs["factor"]),
     )
     return pairs, norm
+
+
+def build_scene(lst_path: str | Path, refl_path: str | Path, out: str | Path, cfg: dict) -> Path:
+    """MOD11A1 + MOD09GQ granules of one day -> day-scene NetCDF (the superres_scene step: here,
+    not in `jobs`, so its many jobs start without PyTorch)."""
+    scene = build_day_scene(
+        lst_path,
+        refl_path,
+        max_lst_error_k=cfg["max_lst_error_k"],
+        max_modland_qa=cfg["max_modland_qa"],
+    )
+    return write_day_scene(scene, out)

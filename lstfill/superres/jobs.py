@@ -12,29 +12,17 @@ from typing import Any
 
 import numpy as np
 
-from lstfill.baselines import bicubic, dms, tsharp
+from lstfill.baselines.bicubic import bicubic
 from lstfill.errors import InputError
 from lstfill.io import read_raster, write_cog, write_json
 from lstfill.superres import data
 from lstfill.superres.model import LossConfig
-from lstfill.superres.quality import quality_metrics
 from lstfill.superres.sharpen import Sharpener, TileConfig, energy_residual
 from lstfill.training import TrainConfig, job_device, plot_training_curve, reset_stale_workdir
 
 log = logging.getLogger(__name__)
 DEVICE_KEY = "superres.training.device"
 Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def build_scene(lst_path: str | Path, refl_path: str | Path, out: str | Path, cfg: dict) -> Path:
-    """MOD11A1 + MOD09GQ granules of one day -> day-scene NetCDF."""
-    scene = data.build_day_scene(
-        lst_path,
-        refl_path,
-        max_lst_error_k=cfg["max_lst_error_k"],
-        max_modland_qa=cfg["max_modland_qa"],
-    )
-    return data.write_day_scene(scene, out)
 
 
 def build_dataset(
@@ -150,6 +138,9 @@ def write_product(
 
 def baseline_methods(cfg: dict, factor: int) -> dict[str, Method]:
     """The classical baselines with the model's inputs: coarse LST and fine NDVI."""
+    from lstfill.baselines.dms import dms  # scikit-learn: evaluation only
+    from lstfill.baselines.tsharp import tsharp
+
     b = cfg["baselines"]
     return {
         "baseline_bicubic": lambda lst, ndvi: bicubic(lst, factor),
@@ -185,6 +176,7 @@ def evaluate(
     `scene_paths[i]`. The models run on superres.training.device. Writes metrics.json and a
     figure."""
     from lstfill.superres.figures import plot_comparison
+    from lstfill.superres.quality import quality_metrics  # scipy.signal: evaluation only
 
     device = job_device(cfg["training"]["device"], DEVICE_KEY)
     if len(scene_paths) != len(truth_paths):
