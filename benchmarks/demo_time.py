@@ -68,6 +68,7 @@ def headline_metrics(run: Path) -> dict[str, float]:
         blocks = metrics.get("splits", {"": metrics})
         for split, block in blocks.items():
             for method, values in block.get("methods", {}).items():
+                values = values.get("overall", values)  # gap-fill nests its pooled scores
                 if isinstance(values, dict) and "rmse" in values:
                     out[f"{job} {split} {method}".replace("  ", " ")] = values["rmse"]
     return out
