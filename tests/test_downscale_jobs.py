@@ -667,3 +667,19 @@ def test_space_split_without_test_samples_is_an_error(e2e, tmp_path) -> None:
             tmp_path / "e.png",
         )
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_training_twice_gives_the_same_weights(e2e, tmp_path) -> None:
+    """The initial weights come from training.seed: two fresh runs agree to the bit."""
+    cfg = _cfg(
+        model={"hidden": [16]},
+        training={"epochs": 1, "batch_size": 256, "device": "cpu"},
+        split=E2E_SPLIT,
+    )
+    weights = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        _train_space(e2e, cfg, tmp_path / name, name)
+        weights.append(torch.load(tmp_path / name / "m.pt", weights_only=False)["state_dict"])
+    for key, value in weights[0].items():
+        assert torch.equal(value, weights[1][key]), key

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import rasterio
+import torch
 from scipy import ndimage
 
 from lstfill.errors import InputError
@@ -189,3 +190,15 @@ def test_all_cloud_day_gets_an_empty_product_and_bad_inputs_name_the_file(sr_reg
     with pytest.raises(InputError, match=broken.name):
         data.build_scene(broken, broken, tmp_path / "s.nc", sr_region["cfg"])
     assert not (tmp_path / "s.nc").exists()
+
+
+def test_training_twice_gives_the_same_weights(sr_region, tmp_path):
+    """The initial weights come from training.seed: a second fresh run agrees to the bit."""
+    root = sr_region["root"]
+    jobs.train(root / "patches.nc", sr_region["cfg"], "sifnn1", tmp_path / "m.pt",
+               tmp_path / "curve.png", tmp_path / "work", progress=False)
+    first = torch.load(root / "m.pt", weights_only=False)
+    again = torch.load(tmp_path / "m.pt", weights_only=False)
+    key = next(k for k in first if "state" in k)
+    for name, value in first[key].items():
+        assert torch.equal(value, again[key][name]), name

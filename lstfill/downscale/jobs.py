@@ -52,6 +52,7 @@ from lstfill.training import (
     reset_stale_workdir,
     resolve_device,
     save_checkpoint,
+    seed_everything,
 )
 
 log = logging.getLogger(__name__)
@@ -326,8 +327,9 @@ def train(
         "hidden": list(cfg["model"]["hidden"]),
         "dropout": cfg["model"]["dropout"],
     }
-    model = Mlp(**model_kwargs)
     train_cfg = TrainConfig.from_dict(cfg["training"])
+    seed_everything(train_cfg.seed)  # initial weights from the config's seed
+    model = Mlp(**model_kwargs)
     fingerprint = {
         "samples": params,
         "n_samples": len(y),

@@ -18,7 +18,13 @@ from lstfill.io import read_raster, write_cog, write_json
 from lstfill.superres import data
 from lstfill.superres.model import LossConfig
 from lstfill.superres.sharpen import Sharpener, TileConfig, energy_residual
-from lstfill.training import TrainConfig, job_device, plot_training_curve, reset_stale_workdir
+from lstfill.training import (
+    TrainConfig,
+    job_device,
+    plot_training_curve,
+    reset_stale_workdir,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 DEVICE_KEY = "superres.training.device"
@@ -79,8 +85,9 @@ def train(
     """Train one variant (resuming from `workdir`) and write its checkpoint and curve."""
     job_device(cfg["training"]["device"], DEVICE_KEY)
     pairs, norm = data.read_patch_pairs(patches)
-    model = sharpener_from_config(cfg, variant, pairs.factor)
     train_cfg = TrainConfig.from_dict(cfg["training"])
+    seed_everything(train_cfg.seed)  # initial weights from the config's seed
+    model = sharpener_from_config(cfg, variant, pairs.factor)
     fingerprint = {
         "dataset": norm,
         "n_patches": len(pairs),
