@@ -97,7 +97,7 @@ rule train_downscale:
         log_path("train_downscale", "{region}/{split}"),
     benchmark:
         benchmark_path("train_downscale", "{region}/{split}")
-    threads: 2
+    threads: model_threads()
     resources:
         mem_mb=16000,
         runtime=240,
@@ -155,7 +155,7 @@ rule evaluate_downscale:
         log_path("evaluate_downscale", "{region}"),
     benchmark:
         benchmark_path("evaluate_downscale", "{region}")
-    threads: 2
+    threads: model_threads()
     resources:
         mem_mb=16000,
         runtime=60,

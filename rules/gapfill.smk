@@ -57,7 +57,7 @@ rule train_gapfill:
         log_path("train_gapfill", "{region}"),
     benchmark:
         benchmark_path("train_gapfill", "{region}")
-    threads: 2
+    threads: model_threads()
     resources:
         mem_mb=8000,
         runtime=240,
@@ -114,7 +114,7 @@ rule evaluate_gapfill:
         log_path("evaluate_gapfill", "{region}"),
     benchmark:
         benchmark_path("evaluate_gapfill", "{region}")
-    threads: 2
+    threads: model_threads()
     resources:
         mem_mb=6000,
         runtime=60,

@@ -81,7 +81,7 @@ rule train_superres:
         log_path("train_superres", "{region}/{variant}"),
     benchmark:
         benchmark_path("train_superres", "{region}/{variant}")
-    threads: 2
+    threads: model_threads()
     resources:
         mem_mb=8000,
         runtime=240,
@@ -137,7 +137,7 @@ rule evaluate_superres:
         log_path("evaluate_superres", "{region}"),
     benchmark:
         benchmark_path("evaluate_superres", "{region}")
-    threads: 2
+    threads: model_threads()
     resources:
         mem_mb=6000,
         runtime=60,
