@@ -39,7 +39,8 @@ def test_model_rules_get_a_gpu_and_the_same_threads():
     for rule in model_rules:
         resources = slurm["set-resources"][rule]
         assert resources["gpu"] == 1 and resources["slurm_partition"] != "cpu"
-        assert slurm["set-threads"][rule] <= slurm["cores"]
+        # a group of GPU jobs is as wide as `cores` allows: threads = cores keeps it at one GPU
+        assert slurm["set-threads"][rule] == slurm["cores"]
     assert {"slurm_account", "slurm_partition"} <= set(slurm["default-resources"])
     assert "cpus_per_task" not in str(slurm) and "cpus_per_gpu" not in str(slurm)
 

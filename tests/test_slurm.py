@@ -54,13 +54,12 @@ def edited_profile(dest: Path, cluster: slurm_cluster.SlurmCluster) -> Path:
 
 
 def ci_overlay(dest: Path) -> Path:
-    """What only this machine needs: its 2 cores, one thread a job (as the local run of the
-    tiny region has, so that even multithreaded steps give the same numbers), frequent status
-    checks, SLURM logs kept and the executor's sbatch calls in the log."""
+    """What only this machine needs: its 2 cores (which cap every job's threads, and so the GPU
+    rules' 4 at 2), frequent status checks, SLURM logs kept and the executor's sbatch calls in
+    the log."""
     dest.mkdir(parents=True)
     (dest / "profile.yaml").write_text(
         "cores: 2\n"
-        "max-threads: 1\n"
         "verbose: true\n"
         "slurm-init-seconds-before-status-checks: 2\n"
         "slurm-keep-successful-logs: true\n"
@@ -185,12 +184,13 @@ def same_raster(a: Path, b: Path) -> None:
 
 
 def close_metrics(local: dict, slurm: dict, name: str) -> None:
-    """Baselines are deterministic: equal to 1e-9. Models (multithreaded CPU training) within
-    0.1 K or 10 % of the local run's RMSE."""
+    """Baselines within 1e-3 K (the gradient-boosting one sums its histograms over threads, and
+    the model rules have 2 threads on the cluster, 1 locally); models within 0.1 K or 10 % of the
+    local run's RMSE (a different thread count changes the training's rounding)."""
     flat_l, flat_s = _rmse(local), _rmse(slurm)
     assert flat_l.keys() == flat_s.keys(), name
     for key, value in flat_l.items():
-        tol = 1e-9 if "baseline_" in key else max(0.1, 0.1 * abs(value))
+        tol = 1e-3 if "baseline_" in key else max(0.1, 0.1 * abs(value))
         assert abs(flat_s[key] - value) <= tol, f"{name} {key}: {flat_s[key]} vs {value}"
 
 
@@ -218,7 +218,9 @@ def test_sbatch_calls_ask_for_account_partition_gpu_and_threads(slurm_run, clust
             assert "--gpus=1" in call and f"-p {cluster.gpu_partition}" in call, call
         else:
             assert "--gpus" not in call and f"-p {cluster.cpu_partition}" in call, call
-        assert "--cpus-per-task=1 " in call + " ", call  # = the job's threads (max-threads 1)
+        # --cpus-per-task is the job's threads: the model rules' GPU_THREADS capped at 2 cores
+        cpus = "2" if GPU_JOB.search(name) else "[12]"
+        assert re.search(rf"--cpus-per-task={cpus}\b", call), call
     assert {"train_gapfill", "train_superres", "train_downscale"} <= names
     for group in ("gapfill_predict", "superres_predict", "cubes"):  # job groups: group_rules
         assert any(name.startswith(f"{group}_") for name in names), (group, names)
