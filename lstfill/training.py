@@ -160,6 +160,7 @@ def job_device(name: str, key: str) -> torch.device:
         log.info("device: cpu (CUDA not available; %s is auto, so falling back to the CPU)", key)
     else:
         log.info("device: cpu (%s is %s)", key, name)
+    log.info("threads: %d", torch.get_num_threads())  # = the CPUs the job was given
     return device
 
 

@@ -141,6 +141,18 @@ def products(workdir: Path) -> set[str]:
     }
 
 
+def test_model_jobs_use_the_cpus_they_were_given(slurm_run):
+    """Every train/predict/evaluate log says it ran on 2 threads: its sbatch --cpus-per-task."""
+    logs = [
+        p
+        for p in (slurm_run["workdir"] / "logs").rglob("*.log")
+        if GPU_JOB.search(p.relative_to(slurm_run["workdir"] / "logs").parts[0])
+    ]
+    assert len(logs) > 10
+    for path in logs:
+        assert "lstfill.training: threads: 2\n" in path.read_text(), path
+
+
 def test_every_job_ran_in_a_slurm_allocation(slurm_run):
     ids = set(slurm_run["jobs"])
     logs = [p for p in (slurm_run["workdir"] / "logs").rglob("*.log")]
