@@ -75,11 +75,11 @@ def log_path(rule_name, pattern=""):
     return f"logs/{rule_name}/{pattern}.log" if pattern else f"logs/{rule_name}.log"
 
 
-def model_threads():
-    """Threads of a training or evaluation job: half the cores, so two models train side by
-    side (the small models gain little from more threads: 1.26x from a second one on the
-    downscaling MLP). The cluster profile sets these rules' threads itself (set-threads)."""
-    return max(1, workflow.cores // 2)
+def model_threads(share=0.5):
+    """Threads of a training or evaluation job: by default half the cores, so two small models
+    train side by side (a second thread speeds the downscaling MLP up only 1.26x). The
+    cluster profile sets these rules' threads itself (set-threads)."""
+    return max(1, int(workflow.cores * share))
 
 
 def benchmark_path(rule_name, pattern=""):

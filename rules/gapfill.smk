@@ -57,7 +57,7 @@ rule train_gapfill:
         log_path("train_gapfill", "{region}"),
     benchmark:
         benchmark_path("train_gapfill", "{region}")
-    threads: model_threads()
+    threads: model_threads(1.0)  # all cores: the largest model, scored on 2 threads in README
     resources:
         mem_mb=8000,
         runtime=240,
@@ -114,7 +114,7 @@ rule evaluate_gapfill:
         log_path("evaluate_gapfill", "{region}"),
     benchmark:
         benchmark_path("evaluate_gapfill", "{region}")
-    threads: model_threads()
+    threads: model_threads(1.0)  # all cores: the largest model, scored on 2 threads in README
     resources:
         mem_mb=6000,
         runtime=60,
