@@ -34,7 +34,8 @@ def unavailable() -> str | None:
         return "needs root (the daemons run as root and write /etc/slurm)"
     missing = [d for d in (*DAEMONS, "sbatch", "sacctmgr") if shutil.which(d) is None]
     if missing:
-        return f"not installed: {', '.join(missing)} (apt-get install slurm-wlm slurmdbd munge"
+        packages = "slurm-wlm slurmdbd munge mariadb-server"
+        return f"not installed: {', '.join(missing)} (apt-get install {packages})"
     if (ETC / "slurm.conf").exists() and "lstfill-test" not in (ETC / "slurm.conf").read_text():
         return "/etc/slurm/slurm.conf belongs to a real cluster on this machine"
     return None
