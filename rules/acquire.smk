@@ -9,12 +9,7 @@ checkpoint acquire_raw:
     output:
         inventory=INVENTORY,
     params:
-        region_cfg=lambda wildcards: {
-            k: v
-            for k, v in region_config(wildcards).items()
-            if k in ("source", "start", "end", "grid")
-            or (k == "demo" and region_config(wildcards)["source"] == "demo")
-        },
+        region_cfg=acquire_settings,
         region_dir=REGION_DIR,
     log:
         log_path("acquire_raw", "{region}"),

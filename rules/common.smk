@@ -243,6 +243,14 @@ def region_config(wildcards):
     return config["regions"][wildcards.region]
 
 
+def acquire_settings(wildcards):
+    """The keys of the {region} block that the acquisition step reads: its demo block only for
+    a demo region (so editing another region setting does not resynthesise the raw files)."""
+    region = region_config(wildcards)
+    keys = {"source", "start", "end", "grid"} | ({"demo"} if region["source"] == "demo" else set())
+    return {k: v for k, v in region.items() if k in keys}
+
+
 def download_day(source):
     """Manifest pattern of one source's download job per {region} and {day}."""
     return DOWNLOAD_DAY.replace("{source}", source)

@@ -68,14 +68,15 @@ rule train_superres:
             labels={"region": "{region}", "figure": "training curve {variant}"},
         ),
     params:
-        superres=lambda wildcards: {
-            **subconfig("superres", "psf_mtf", "model", "tiles", "crop", "training"),
-            "variants": {
-                name: loss
-                for name, loss in config["superres"]["variants"].items()
-                if name == wildcards.variant
-            },
-        },
+        superres=lambda wildcards: subconfig(
+            "superres",
+            "psf_mtf",
+            "model",
+            "tiles",
+            "crop",
+            "training",
+            f"variants.{wildcards.variant}",
+        ),
         workdir=SR_WORKDIR,
     log:
         log_path("train_superres", "{region}/{variant}"),

@@ -78,4 +78,3 @@ def lonlat_bbox(grid: Grid, densify: int = 21) -> tuple[float, float, float, flo
     to_ll = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True)
     left, bottom, right, top = to_ll.transform_bounds(x0, y0, x1, y1, densify_pts=densify)
     return (float(left), float(bottom), float(right), float(top))
-
