@@ -1,5 +1,5 @@
 """The torch device of the training, prediction and evaluation jobs: each resolves its job's
-`training.device` through `lstfill.training.job_device`, logs where it runs ("auto" without CUDA
+`training.device` through `lstfill.device.job_device`, logs where it runs ("auto" without CUDA
 says it fell back to the CPU), and a `cuda` setting on a machine without CUDA stops the job
 before any work with an error naming the config key.
 
@@ -19,11 +19,11 @@ from test_gapfill_jobs import region  # noqa: F401  (fixture)
 from test_sr_data import sr_region  # noqa: F401  (fixture)
 
 from lstfill.config import validate_config
+from lstfill.device import job_device, resolve_device
 from lstfill.downscale import jobs as ds_jobs
 from lstfill.errors import ConfigError
 from lstfill.gapfill import jobs as gf_jobs
 from lstfill.superres import jobs as sr_jobs
-from lstfill.training import job_device, resolve_device
 
 
 @pytest.fixture
@@ -190,5 +190,5 @@ def test_every_model_job_of_the_workflow_logs_its_device(tiny_run):
         assert logs, rule
         for log in logs:
             text = log.read_text()
-            assert "lstfill.training: device: " in text, log
+            assert "lstfill.device: device: " in text, log
             assert f"{rule.split('_')[1]}.training.device is" in text, log

@@ -150,7 +150,7 @@ def test_model_jobs_use_the_cpus_they_were_given(slurm_run):
     ]
     assert len(logs) > 10
     for path in logs:
-        assert "lstfill.training: threads: 2\n" in path.read_text(), path
+        assert "lstfill.device: threads: 2\n" in path.read_text(), path
 
 
 def test_every_job_ran_in_a_slurm_allocation(slurm_run):

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from lstfill.device import resolve_device
 from lstfill.errors import ConfigError, InputError, LstfillError
 from lstfill.training import (
     TrainConfig,
@@ -17,7 +18,6 @@ from lstfill.training import (
     load_checkpoint,
     plot_training_curve,
     reset_stale_workdir,
-    resolve_device,
     save_checkpoint,
 )
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from lstfill.device import job_device, resolve_device
 from lstfill.downscale.evaluate import (
     linear_baseline,
     permutation_importance,
@@ -46,11 +47,9 @@ from lstfill.splits import TEST, TRAIN, VAL
 from lstfill.training import (
     TrainConfig,
     fit,
-    job_device,
     load_checkpoint,
     plot_training_curve,
     reset_stale_workdir,
-    resolve_device,
     save_checkpoint,
     seed_everything,
 )

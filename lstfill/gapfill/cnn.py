@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lstfill.device import resolve_device
 from lstfill.errors import ConfigError, InputError
 from lstfill.gapfill.dataset import PatchDataset, fit_normaliser, sample_patches
 from lstfill.gapfill.features import (
@@ -40,7 +41,7 @@ from lstfill.gapfill.features import (
 from lstfill.gapfill.residuals import correct_residuals
 from lstfill.gapfill.series import FillResult, LstSeries
 from lstfill.splits import TRAIN, VAL, window_inside
-from lstfill.training import TrainConfig, TrainResult, fit, resolve_device, seed_everything
+from lstfill.training import TrainConfig, TrainResult, fit, seed_everything
 
 log = logging.getLogger(__name__)
 

@@ -47,6 +47,7 @@ from scipy import ndimage
 from torch import nn
 from torch.utils.data import Dataset
 
+from lstfill.device import resolve_device
 from lstfill.errors import LstfillError
 from lstfill.gapfill.features import (
     FeatureSet,
@@ -58,7 +59,7 @@ from lstfill.gapfill.features import (
     numeric_stack,
 )
 from lstfill.gapfill.series import FillResult, LstSeries
-from lstfill.training import TrainConfig, TrainResult, resolve_device, seed_everything
+from lstfill.training import TrainConfig, TrainResult, seed_everything
 from lstfill.training import fit as train_fit
 
 MODEL_NAME = "context_unet"

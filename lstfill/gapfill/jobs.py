@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from lstfill.device import job_device
 from lstfill.errors import InputError
 from lstfill.gapfill.cnn import CnnFiller
 from lstfill.gapfill.dataset import fit_normaliser, read_patches, sample_patches, write_patches
@@ -25,7 +26,6 @@ from lstfill.gapfill.series import LstSeries, load_cubes, load_series
 from lstfill.io import atomic_output, write_cog, write_json
 from lstfill.splits import TEST, TRAIN, VAL, split_blocks, split_dates, window_inside
 from lstfill.training import (
-    job_device,
     load_checkpoint,
     plot_training_curve,
     reset_stale_workdir,

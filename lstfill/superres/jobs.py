@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from lstfill.baselines.bicubic import bicubic
+from lstfill.device import job_device
 from lstfill.errors import InputError
 from lstfill.io import read_raster, write_cog, write_json
 from lstfill.superres import data
@@ -20,7 +21,6 @@ from lstfill.superres.model import LossConfig
 from lstfill.superres.sharpen import Sharpener, TileConfig, energy_residual
 from lstfill.training import (
     TrainConfig,
-    job_device,
     plot_training_curve,
     reset_stale_workdir,
     seed_everything,

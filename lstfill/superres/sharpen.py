@@ -24,6 +24,7 @@ import torch
 from scipy import ndimage
 from torch.utils.data import Dataset
 
+from lstfill.device import resolve_device
 from lstfill.errors import InputError
 from lstfill.raster import fill_nearest
 from lstfill.splits import TRAIN, VAL
@@ -35,7 +36,6 @@ from lstfill.training import (
     TrainResult,
     fit,
     load_checkpoint,
-    resolve_device,
     save_checkpoint,
 )
 
