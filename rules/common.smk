@@ -78,8 +78,9 @@ def log_path(rule_name, pattern=""):
 def model_threads(share=0.5):
     """Threads of a training or evaluation job: by default half the cores, so two small models
     train side by side (a second thread speeds the downscaling MLP up only 1.26x). The
-    cluster profile sets these rules' threads itself (set-threads)."""
-    return max(1, int(workflow.cores * share))
+    cluster profile sets these rules' threads itself (set-threads). Commands that run no job
+    (--report, --lint) give no --cores: then 1."""
+    return max(1, int((workflow.resource_settings.cores or 1) * share))
 
 
 def benchmark_path(rule_name, pattern=""):
