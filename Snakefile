@@ -1,7 +1,8 @@
 # lstfill: gap-free, high-resolution land surface temperature.
 # Phases: acquire (raw provider files) -> prepare (aligned NetCDF datacubes) -> gapfill
 # (patch CNN, filled COGs, evaluation), superres (MODIS 1 km -> 250 m) -> report; downscale
-# (Israel-format 1 km LST + DEM -> 9x9 topography MLP, maps and evaluation) runs beside them.
+# (Israel-format 1 km LST + DEM -> 9x9 topography MLP, maps and evaluation) and fusion (EFAST:
+# Sentinel-2 + daily Sentinel-3 or MODIS -> daily fine NDVI) run beside them.
 # Run `snakemake --cores all`; ask for one file by its path to rebuild only what it needs.
 
 import sys
@@ -26,7 +27,6 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-
 report: "rules/captions/workflow.rst"
 
 
@@ -37,10 +37,11 @@ include: "rules/prepare.smk"
 include: "rules/gapfill.smk"
 include: "rules/superres.smk"
 include: "rules/downscale.smk"
+include: "rules/fusion.smk"
 include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets,
-    default_target: True

@@ -22,7 +22,7 @@ from lstfill.errors import InputError
 from lstfill.grid import Grid, grid_from_config
 from lstfill.inventory import acquisition_id
 from lstfill.io import atomic_output
-from lstfill.sources import ecostress, inca, landcover, modis, sentinel2, srtm
+from lstfill.sources import ecostress, inca, landcover, modis, sentinel2, sentinel3, srtm
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,12 @@ def build_inventory(
         product: [str(p) for p in modis.find_modis(mod_dir, product)] if mod_dir.is_dir() else []
         for product in ("MOD11A1", "MOD09GQ")
     }
+    s3_dir = raw / "sentinel3"
+    s3_days = (
+        {day: str(path) for day, path in sentinel3.find_days(s3_dir).items()}
+        if s3_dir.is_dir()
+        else {}
+    )
     return {
         "region": region,
         "grid": grid.to_dict(),
@@ -131,6 +137,7 @@ def build_inventory(
         "landcover": layers,
         "modis": modis_files,
         "modis_days": _modis_days(modis_files),
+        "sentinel3": s3_days,
     }
 
 

@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--source",
         nargs="+",
-        choices=["ecostress", "sentinel2", "inca", "srtm", "modis"],
+        choices=["ecostress", "sentinel2", "inca", "srtm", "modis", "sentinel3"],
         help="sources to fetch (default: the region's download.sources)",
     )
     s.add_argument(

@@ -26,7 +26,7 @@ from lstfill.errors import InputError
 from lstfill.grid import Grid
 from lstfill.indices import compute_indices
 from lstfill.inventory import parse_acquisition_id
-from lstfill.io import atomic_output
+from lstfill.io import atomic_output, check_file
 from lstfill.raster import Raster, to_grid
 from lstfill.sources import ecostress, inca, landcover, sentinel2, srtm
 from lstfill.terrain import slope_aspect
@@ -41,6 +41,7 @@ VARIABLES: dict[str, tuple[str, str, str | None]] = {
     "cloud": ("1", "1 where the ECOSTRESS cloud mask flags cloud", None),
     "view_zenith": ("degree", "ECOSTRESS view zenith angle", "sensor_zenith_angle"),
     "s2_age_days": ("day", "LST time minus the time of the S2 scene used (signed)", None),
+    "s2_weight": ("1", "sum of the fine weights behind the fused S2 value (fusion product)", None),
     "t2m": ("K", "INCA 2 m air temperature at overpass hour", "air_temperature"),
     "gl": (
         "W m-2",
@@ -207,6 +208,31 @@ def nearest_clear_s2(
     return out
 
 
+def fused_s2(path: str | Path, bands: list[str], grid: Grid) -> dict[str, np.ndarray]:
+    """The cube's S2 layers from the fusion product of the acquisition's day: the fused bands,
+    the fused NDVI, the other indices from the fused bands, ``s2_age_days`` 0 and ``s2_weight``
+    (NaN where the fusion had no fine data)."""
+    import rasterio
+
+    with rasterio.open(check_file(path)) as src:
+        names = [str(d).lower() if d else "" for d in src.descriptions]
+        needed = [b.lower() for b in bands] + ["ndvi", "weight"]
+        missing = [n for n in needed if n not in names]
+        if missing:
+            raise InputError(path, f"fusion product lacks bands {missing}; rebuild it")
+        if (src.width, src.height) != (grid.width, grid.height) or not src.transform.almost_equals(
+            grid.transform
+        ):
+            raise InputError(path, "fusion product is not on the region grid; rebuild it")
+        layers = {n: src.read(names.index(n) + 1).astype(np.float32) for n in needed}
+    out = {b.lower(): layers[b.lower()] for b in bands}
+    out.update(compute_indices({b: layers[b.lower()] for b in bands}))
+    out["ndvi"] = layers["ndvi"]
+    out["s2_age_days"] = np.where(np.isfinite(layers["ndvi"]), 0.0, np.nan).astype(np.float32)
+    out["s2_weight"] = layers["weight"]
+    return out
+
+
 def _merge_inca(paths: list[str | Path]) -> inca.IncaData:
     """One IncaData from several files of the same grid: hours sorted, repeated hours once."""
     parts = [inca.read_inca(p) for p in paths]
@@ -321,7 +347,14 @@ def build_cube(
             "acquisition %s has no clear LST pixel (all cloud): the cube's mask is empty", acq
         )
     s2 = prepare["sentinel2"]
-    layers.update(nearest_clear_s2(s2_paths, time, s2["bands"], s2["min_clear_subpixels"], grid))
+    if s2.get("source", "nearest") == "fused":
+        if len(s2_paths) != 1:
+            raise InputError(out_path, f"expected one fusion product for {acq}, got {s2_paths}")
+        layers.update(fused_s2(s2_paths[0], s2["bands"], grid))
+    else:
+        layers.update(
+            nearest_clear_s2(s2_paths, time, s2["bands"], s2["min_clear_subpixels"], grid)
+        )
     ic = prepare["inca"]
     layers.update(
         inca_layers(
@@ -342,6 +375,7 @@ def build_cube(
             "ecostress_granules": " ".join(entry["granules"]),
             "valid_fraction": valid_fraction,
             "s2_window_days": s2["window_days"],
+            "s2_source": s2.get("source", "nearest"),
         },
     )
     for name in _STATIC:

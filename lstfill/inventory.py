@@ -15,7 +15,7 @@ from typing import Any
 
 from lstfill.errors import InputError
 
-SOURCES = ("ecostress", "sentinel2", "inca", "srtm", "landcover", "modis")
+SOURCES = ("ecostress", "sentinel2", "inca", "srtm", "landcover", "modis", "sentinel3")
 
 
 def acquisition_id(time: dt.datetime) -> str:

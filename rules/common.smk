@@ -5,6 +5,7 @@
 # so a dry run or --lint on a login node needs no PyTorch, GDAL or NetCDF stack.
 from lstfill.config import validate_config
 from lstfill.downscale import targets as downscale_targets
+from lstfill.fusion import targets as fusion_targets
 from lstfill.download import targets as download_targets
 from lstfill.inventory import (
     inca_files_for,
@@ -56,6 +57,11 @@ SR_PRODUCT = "results/{region}/superres/sharpened/{variant}/{day}.tif"
 SR_METRICS = "results/{region}/superres/metrics.json"
 SR_FIGURE = "results/{region}/superres/evaluation.png"
 SR_TRUTH = "resources/{region}/truth/modis/{day}_LST_250m_truth.tif"
+FUSION_COARSE = "results/{region}/fusion/coarse.nc"
+FUSION_PRODUCT = "results/{region}/fusion/daily/{day}.tif"
+FUSION_METRICS = "results/{region}/fusion/metrics.json"
+FUSION_FIGURE = "results/{region}/fusion/evaluation.png"
+FUSION_TRUTH = "resources/{region}/truth/sentinel2/{day}_NDVI_truth.tif"
 DS_DEMO_LST = f"resources/{{region}}/raw/israel/{downscale_targets.DEMO_LST_NAME}"
 DS_DEMO_DEM = "resources/{region}/raw/israel/srtm_dem.tif"
 DS_DEM = "results/{region}/downscale/dem.tif"
@@ -94,9 +100,13 @@ def region_inventory(wildcards):
     return read_inventory(path)
 
 
+def inventory_of(region):
+    """The inventory path of a region, once the acquisition checkpoint has written it."""
+    return checkpoints.acquire_raw.get(region=region).output.inventory
+
+
 def acquisitions(region):
-    path = checkpoints.acquire_raw.get(region=region).output.inventory
-    return list(read_inventory(path)["acquisitions"])
+    return list(read_inventory(inventory_of(region))["acquisitions"])
 
 
 def s2_scene_folder(wildcards):
@@ -112,10 +122,16 @@ def ecostress_files(wildcards):
 
 
 def cube_s2_grids(wildcards):
+    """The S2 grids within window_days of the acquisition, or with prepare.sentinel2.source
+    'fused' the fusion product of its day."""
     inv = region_inventory(wildcards)
     time = parse_acquisition_id(wildcards.date)
+    if config["prepare"]["sentinel2"]["source"] == "fused":
+        return [FUSION_PRODUCT.format(region=wildcards.region, day=f"{time:%Y%m%d}")]
     window = config["prepare"]["sentinel2"]["window_days"]
-    return expand(S2_GRID, region=wildcards.region, scene=s2_scenes_near(inv, time, window))
+    return expand(
+        S2_GRID, region=wildcards.region, scene=s2_scenes_near(inv, time, window)
+    )
 
 
 def cube_inca_files(wildcards):
@@ -140,16 +156,59 @@ def modis_granules(wildcards):
 
 
 def region_sr_scenes(wildcards):
-    return expand(SR_SCENE, region=wildcards.region, day=region_modis_days(wildcards.region))
+    return expand(
+        SR_SCENE, region=wildcards.region, day=region_modis_days(wildcards.region)
+    )
 
 
 def region_sr_truth(wildcards):
     """The demo's fine truth of every MODIS day (only the demo source has one)."""
-    return expand(SR_TRUTH, region=wildcards.region, day=region_modis_days(wildcards.region))
+    return expand(
+        SR_TRUTH, region=wildcards.region, day=region_modis_days(wildcards.region)
+    )
+
+
+def fusion_coarse_files(wildcards):
+    """The raw files of the region's coarse series (fusion.coarse)."""
+    return fusion_targets.coarse_files(
+        region_inventory(wildcards), config["fusion"]["coarse"]
+    )
+
+
+def fusion_day_s2_grids(wildcards):
+    """The S2 grids of the scenes within fusion.max_days of the {day} wildcard."""
+    inv = region_inventory(wildcards)
+    scenes = fusion_targets.scenes_for_day(
+        inv, wildcards.day, config["fusion"]["max_days"]
+    )
+    return expand(S2_GRID, region=wildcards.region, scene=scenes)
+
+
+def region_s2_grids(wildcards):
+    """Every S2 grid of the region."""
+    inv = region_inventory(wildcards)
+    return expand(S2_GRID, region=wildcards.region, scene=list(inv["sentinel2"]))
+
+
+def fusion_truth(wildcards):
+    """The demo's daily NDVI truth (none for other sources), written by the acquisition."""
+    region = config["regions"][wildcards.region]
+    if region["source"] != "demo":
+        return []
+    inventory_of(wildcards.region)  # the acquisition checkpoint writes the truth
+    days = fusion_targets.fusion_days(region)
+    return expand(FUSION_TRUTH, region=wildcards.region, day=days)
+
+
+def fusion_period(wildcards):
+    region = config["regions"][wildcards.region]
+    return [region["start"], region["end"]]
 
 
 def sr_models(wildcards):
-    return expand(SR_MODEL, region=wildcards.region, variant=list(config["superres"]["variants"]))
+    return expand(
+        SR_MODEL, region=wildcards.region, variant=list(config["superres"]["variants"])
+    )
 
 
 def downscale_region(wildcards):
@@ -195,20 +254,25 @@ def downscale_days(region):
 
 def downscale_models(wildcards):
     kinds = config["downscale"]["split"]["kinds"]
-    return {kind: DS_MODEL.format(region=wildcards.region, split=kind) for kind in kinds}
+    return {
+        kind: DS_MODEL.format(region=wildcards.region, split=kind) for kind in kinds
+    }
 
 
 def all_targets(wildcards):
     """Every region's cube table and figure, one quicklook and one gap-filled product per
     acquisition, the gap-fill evaluation, and, where MODIS is available, one sharpened product
-    per variant and day (plus the super-resolution evaluation where a fine truth exists); every
+    per variant and day (plus the super-resolution evaluation where a fine truth exists), one
+    fused product per day and the fusion evaluation where S2 scenes and a coarse series exist; every
     downscaling region's evaluation, training curves and one map per sampled day."""
     targets = []
     for region in config["regions"]:
         dates = acquisitions(region)
         targets += expand([CUBE_TABLE, CUBE_FIGURE], region=region)
         targets += expand(QUICKLOOK, region=region, date=dates)
-        targets += expand([GAPFILL_METRICS, GAPFILL_FIGURE, GAPFILL_CURVE], region=region)
+        targets += expand(
+            [GAPFILL_METRICS, GAPFILL_FIGURE, GAPFILL_CURVE], region=region
+        )
         targets += expand(GAPFILL_PRODUCT, region=region, date=dates)
         days = region_modis_days(region)
         if days:
@@ -217,6 +281,13 @@ def all_targets(wildcards):
             targets += expand(SR_PRODUCT, region=region, variant=variants, day=days)
             if config["regions"][region]["source"] == "demo":
                 targets += expand([SR_METRICS, SR_FIGURE], region=region)
+        inv = read_inventory(inventory_of(region))
+        if inv["sentinel2"] and fusion_targets.coarse_files(
+            inv, config["fusion"]["coarse"]
+        ):
+            fusion_days = fusion_targets.fusion_days(config["regions"][region])
+            targets += expand([FUSION_METRICS, FUSION_FIGURE], region=region)
+            targets += expand(FUSION_PRODUCT, region=region, day=fusion_days)
     for region in config["downscale"]["regions"]:
         kinds = config["downscale"]["split"]["kinds"]
         targets += expand([DS_METRICS, DS_FIGURE], region=region)
@@ -246,9 +317,12 @@ def region_config(wildcards):
 
 def acquire_settings(wildcards):
     """The keys of the {region} block that the acquisition step reads: its demo block only for
-    a demo region (so editing another region setting does not resynthesise the raw files)."""
+    a demo region (so editing another region setting does not resynthesise the raw files).
+    """
     region = region_config(wildcards)
-    keys = {"source", "start", "end", "grid"} | ({"demo"} if region["source"] == "demo" else set())
+    keys = {"source", "start", "end", "grid"} | (
+        {"demo"} if region["source"] == "demo" else set()
+    )
     return {k: v for k, v in region.items() if k in keys}
 
 
@@ -279,6 +353,8 @@ def download_manifests(wildcards):
             continue
         days = download_targets.source_days(source, region, config)
         manifests += expand(
-            download_day(source), region=wildcards.region, day=[d.strftime("%Y%m%d") for d in days]
+            download_day(source),
+            region=wildcards.region,
+            day=[d.strftime("%Y%m%d") for d in days],
         )
     return manifests

@@ -76,6 +76,24 @@ use rule download_ecostress as download_sentinel2 with:
         runtime=60,
 
 
+use rule download_ecostress as download_sentinel3 with:
+    output:
+        manifest=download_day("sentinel3"),
+    params:
+        source="sentinel3",
+        region_cfg=region_config,
+        settings=download_settings("sentinel3"),
+        raw_dir=RAW_DIR,
+    log:
+        log_path("download_sentinel3", "{region}/{day}"),
+    benchmark:
+        benchmark_path("download_sentinel3", "{region}/{day}")
+    resources:
+        sentinelhub_api=1,
+        mem_mb=2000,
+        runtime=60,
+
+
 use rule download_ecostress as download_inca with:
     output:
         manifest=download_day("inca"),

@@ -61,6 +61,7 @@ rule build_cube:
             "sentinel2.bands",
             "sentinel2.window_days",
             "sentinel2.min_clear_subpixels",
+            "sentinel2.source",
         ),
     log:
         log_path("build_cube", "{region}/{date}"),

@@ -30,6 +30,7 @@ ACCOUNT = {
     "srtm": "earthdata",
     "modis": "earthdata",
     "sentinel2": "sentinelhub",
+    "sentinel3": "sentinelhub",
     "inca": None,
 }
 
@@ -65,7 +66,7 @@ def search(
 ) -> list[FileRef]:
     """The files a source has for the area and days (a catalogue query, no transfer)."""
     module = provider(source)
-    if source in ("sentinel2", "modis"):  # Sentinel Hub's catalogue and a Data Pool need a login
+    if source in ("sentinel2", "sentinel3", "modis"):  # Sentinel Hub and a Data Pool need a login
         return module.search(area, start, end, settings, creds=creds)
     return module.search(area, start, end, settings)
 

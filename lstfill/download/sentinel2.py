@@ -42,6 +42,7 @@ from sentinelhub import (
     SentinelHubSession,
     SHConfig,
 )
+from sentinelhub.data_collections import DataCollectionDefinition
 from sentinelhub.exceptions import DownloadFailedException
 
 from lstfill.download.base import Area, AuthError, DownloadError, FileRef
@@ -115,17 +116,22 @@ def sh_config(creds: SentinelHubCredentials | None, settings: dict[str, Any]) ->
     return config
 
 
-def collection(base_url: str) -> DataCollection:
-    """L2A served by `base_url` (CDSE by default), registered once per URL.
+def collection(
+    base_url: str,
+    base: DataCollectionDefinition | None = None,
+    name: str = COLLECTION_NAME,
+) -> DataCollection:
+    """L2A (or the collection `base` defines, registered as `name`) served by `base_url` (CDSE
+    by default), registered once per URL.
 
     sentinelhub-py keeps collections in a global enum and refuses a second, different definition
     under one name, so other URLs get a name suffixed with a hash of the URL.
     """
     url = base_url.rstrip("/")
-    name = COLLECTION_NAME
     if url != CDSE_URL:
         name += "_" + hashlib.sha256(url.encode()).hexdigest()[:10].upper()
-    definition = DataCollection.SENTINEL2_L2A.value.derive(service_url=url, _name=name)
+    base = base if base is not None else DataCollection.SENTINEL2_L2A.value
+    definition = base.derive(service_url=url, _name=name)
     # Calling the enum with a definition returns the member already holding it, or registers it.
     return DataCollection(definition)
 

@@ -28,8 +28,10 @@ from scipy import ndimage
 from lstfill.grid import Grid
 from lstfill.io import write_cog
 from lstfill.raster import Raster, to_grid
-from lstfill.sources import ecostress, inca, landcover, modis, sentinel2, srtm
+from lstfill.sources import ecostress, inca, landcover, modis, sentinel2, sentinel3, srtm
 from lstfill.sources.demo_fields import (
+    ENDMEMBERS,
+    S2_BANDS,
     Meteo,
     Surface,
     clear_sky_ghi,
@@ -91,8 +93,10 @@ def generate_demo(
     masks = write_ecostress(world, grid, surf, meteo, overpasses, cfg, raw / "ecostress", truth)
     write_inca_files(world, grid, meteo, overpasses, masks, raw / "inca")
     log.info("demo: ECOSTRESS and INCA done at %.1f s", _time.perf_counter() - t0)
-    write_sentinel2(world, grid, tiles, cfg, start, end, raw / "sentinel2")
-    log.info("demo: Sentinel-2 done at %.1f s", _time.perf_counter() - t0)
+    surf10 = write_sentinel2(world, grid, tiles, cfg, start, end, raw / "sentinel2")
+    write_ndvi_truth(surf10, grid, start, end, truth / "sentinel2")
+    write_sentinel3(world, grid, cfg, start, end, raw / "sentinel3")
+    log.info("demo: Sentinel-2 and Sentinel-3 done at %.1f s", _time.perf_counter() - t0)
     write_modis(world, meteo, cfg, start, end, raw / "modis", truth / "modis")
     log.info("demo: MODIS done at %.1f s", _time.perf_counter() - t0)
 
@@ -479,8 +483,9 @@ def _block_mean(a: np.ndarray, k: int, shape: tuple[int, int]) -> np.ndarray:
 
 def write_sentinel2(
     world: World, grid: Grid, tiles: list[Raster], cfg: dict, start: date, end: date, folder: Path
-) -> None:
-    """L2A scenes every s2_revisit_days on 10/20 m grids aligned with the region."""
+) -> Surface:
+    """L2A scenes every s2_revisit_days on 10/20 m grids aligned with the region; returns the
+    10 m surface they see."""
     g10 = Grid.from_bbox(grid.crs, grid.bounds, 10.0)
     g20 = Grid.from_bbox(grid.crs, grid.bounds, 20.0)
     surf = world_surface(world, g10, 1, z=dem_on(world, tiles, g10, "bilinear"))
@@ -529,6 +534,98 @@ def write_sentinel2(
         proc = when + timedelta(hours=2, seconds=int(rng.integers(0, 7200)))
         name = sentinel2.scene_name(craft, when, "05.09", 65, str(cfg["tile"]), proc)
         sentinel2.write_scene(folder, name, bands, scl, g10.transform, g20.transform, grid.crs)
+    return surf
+
+
+def _red_nir(surf: Surface, day: date) -> tuple[np.ndarray, np.ndarray]:
+    """Surface red (B04) and NIR (B08) reflectance of `day` (linear mixing of endmembers)."""
+    fr = surf.fractions(day)
+    i_red, i_nir = S2_BANDS.index("B04"), S2_BANDS.index("B08")
+    red = sum(fr[k] * ENDMEMBERS[k][i_red] for k in ENDMEMBERS)
+    nir = sum(fr[k] * ENDMEMBERS[k][i_nir] for k in ENDMEMBERS)
+    return np.asarray(red, dtype=np.float32), np.asarray(nir, dtype=np.float32)
+
+
+def write_ndvi_truth(surf10: Surface, grid: Grid, start: date, end: date, folder: Path) -> None:
+    """The gap-free daily NDVI on the region grid that the Sentinel-2 scenes sample (10 m red
+    and NIR averaged onto the grid, as the S2 grids are), one file per day of the period."""
+    k = round(grid.res[0] / 10.0)
+    for day in _every(start, end, 1):
+        red, nir = (_block_mean(b, k, grid.shape) for b in _red_nir(surf10, day))
+        ndvi = ((nir - red) / (nir + red + 1e-6)).astype(np.float32)
+        write_cog(
+            folder / f"{day:%Y%m%d}_NDVI_truth.tif",
+            ndvi,
+            grid.transform,
+            grid.crs,
+            nodata=float("nan"),
+            tags={"date": day.isoformat(), "units": "1"},
+        )
+
+
+# Sentinel-3 SYN against Sentinel-2 L2A: a small radiometric difference per band (gain, offset).
+S3_GAIN = {"B02": 1.02, "B03": 1.01, "B04": 1.03, "B08": 0.97, "B11": 1.02, "B12": 1.0}
+S3_OFFSET = {"B02": 0.006, "B03": 0.004, "B04": 0.006, "B08": 0.010, "B11": 0.0, "B12": 0.002}
+S3_RES_M = 300.0
+S3_SUB = 5  # the surface is simulated at 60 m, blurred by the PSF, then averaged to 300 m
+S3_PSF_SIGMA_PX = 2.0  # Gaussian PSF, in 60 m pixels (FWHM about 280 m)
+
+
+def write_sentinel3(
+    world: World, grid: Grid, cfg: dict, start: date, end: date, folder: Path
+) -> None:
+    """Daily Sentinel-3 SYN-like surface reflectance on a 300 m grid over the region (the grid
+    the downloader asks for), in the downloader's file layout: the same surface as the
+    Sentinel-2 scenes seen through a coarse PSF, with its own clouds (partly cloudy pixels under
+    10 % cloud pass as clear, contaminated), noise and a radiometric offset between sensors."""
+    b = grid.bounds
+    snapped = [
+        math.floor(b[0] / S3_RES_M) * S3_RES_M,
+        math.floor(b[1] / S3_RES_M) * S3_RES_M,
+        math.ceil(b[2] / S3_RES_M) * S3_RES_M,
+        math.ceil(b[3] / S3_RES_M) * S3_RES_M,
+    ]
+    g300 = Grid.from_bbox(grid.crs, snapped, S3_RES_M)
+    g60 = Grid(
+        grid.crs,
+        g300.transform @ Affine.scale(1 / S3_SUB),
+        g300.width * S3_SUB,
+        g300.height * S3_SUB,
+    )
+    surf = world_surface(world, g60, 1)
+    lonc, latc = float(surf.lon.mean()), float(surf.lat.mean())
+    seed = int(cfg["seed"])
+    days = list(_every(start, end, 1))
+    fracs = _stratified_cloud(rng_for(seed, "sentinel3-clouds"), len(days), 0.25, 0.95)
+    for k, day in enumerate(days):
+        rng = rng_for(seed, "sentinel3", k)
+        when = datetime(day.year, day.month, day.day, 9, 50) + timedelta(
+            seconds=int(rng.integers(-1800, 1800))
+        )
+        cosz, az = sun_position(when, np.float32(lonc), np.float32(latc))
+        cosi = illumination(cosz, az, surf.slope, surf.aspect)
+        shade = np.clip(0.35 + 0.65 * cosi / cosz, 0.15, 1.8)
+        cloud = cloud_mask(rng, g60.shape, 60.0, float(fracs[k]))
+        share = _block_mean(cloud.astype(np.float32), S3_SUB, g300.shape)
+        clear = share < 0.1
+        refl = reflectance(surf, day)
+        out = {}
+        for i, band in enumerate(S2_BANDS):
+            r = refl[band] * shade
+            r = np.where(cloud, (0.32, 0.33, 0.34, 0.38, 0.28, 0.17)[i], r)
+            r = ndimage.gaussian_filter(r, S3_PSF_SIGMA_PX, mode="nearest")
+            r = _block_mean(r, S3_SUB, g300.shape) * S3_GAIN[band] + S3_OFFSET[band]
+            r = r + rng.normal(0, 0.004, g300.shape)
+            out[band] = np.where(clear, np.clip(r, 0.0005, 1.5), np.nan).astype(np.float32)
+        sentinel3.write_day(
+            folder / sentinel3.filename(day),
+            day,
+            out,
+            clear,
+            g300.transform,
+            grid.crs,
+            tags={"demo": "lstfill synthetic Sentinel-3"},
+        )
 
 
 # --- MODIS --------------------------------------------------------------------------------

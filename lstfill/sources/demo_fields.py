@@ -12,6 +12,7 @@ persistent hidden emissivity field add what no input explains.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -212,13 +213,23 @@ def cloud_cover(mask: np.ndarray, res_m: float) -> np.ndarray:
 # --- vegetation ---------------------------------------------------------------------------
 def greenness(day: date, z: np.ndarray, soil: np.ndarray) -> np.ndarray:
     """Green fraction of grassland (0..1): greens up with snow melt (later higher up), dries out
-    over the summer (earlier on dry soils)."""
+    over the summer (earlier on dry soils), and follows the dry spells and rain of the summer
+    (:func:`weather_spells`)."""
     doy = day.timetuple().tm_yday
     peak = 165.0 + 0.026 * np.maximum(z - REF_ELEV_M, 0)
     width = 40.0 + 35.0 * soil
     up = smoothstep(doy - peak, -45.0, 0.0)
     down = np.exp(-((np.maximum(doy - peak, 0) / width) ** 2))
-    return np.clip(0.25 + 0.72 * up * down, 0, 1).astype(np.float32)
+    spells = 0.16 * weather_spells(doy) * (1.0 - 0.7 * soil) * up
+    return np.clip(0.25 + 0.72 * up * down + spells, 0, 1).astype(np.float32)
+
+
+def weather_spells(doy: float) -> float:
+    """Dry spells and rain over the region (-1..1, a few weeks each): grassland browns in a dry
+    spell and greens again after rain, more on dry soils. The daily coarse sensors see these
+    changes between two Sentinel-2 scenes; a fine series alone does not."""
+    t = 2 * math.pi * (doy - 150.0)
+    return 0.6 * math.sin(t / 24.0) + 0.4 * math.sin(t / 11.0 + 1.1)
 
 
 @dataclass

@@ -1,0 +1,222 @@
+"""One function per fusion rule: build the coarse series, fuse one day, evaluate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lstfill.errors import InputError
+from lstfill.fusion.inputs import (
+    coarse_dataset,
+    coarse_from_modis,
+    coarse_from_sentinel3,
+    coarse_grid,
+    coarse_series,
+    day_number,
+    fusion_bands,
+    number_day,
+    parse_day,
+    read_coarse,
+    read_fine_scenes,
+)
+from lstfill.fusion.method import FLAGS, EfastSettings, FusionResult, fuse
+from lstfill.grid import Grid
+from lstfill.io import write_cog, write_json, write_netcdf
+
+log = logging.getLogger(__name__)
+
+PRODUCT_EXTRA = ("weight", "days_to_fine", "flag")
+
+
+def efast_settings(fusion: dict[str, Any]) -> EfastSettings:
+    """The method's settings from the validated ``fusion`` config block."""
+    return EfastSettings(
+        ratio=int(fusion["ratio"]),
+        sigma=float(fusion["sigma"]),
+        D=float(fusion["D"]),
+        max_days=float(fusion["max_days"]),
+        tolerance=float(fusion["tolerance"]),
+        min_importance=float(fusion["min_importance"]),
+        composite_days=float(fusion["composite_days"]),
+        composite_D=float(fusion["composite_D"]),
+        smooth_px=float(fusion["smooth_px"]),
+    )
+
+
+def build_coarse(
+    source: str,
+    files: Sequence[str | Path],
+    grid: Grid,
+    ratio: int,
+    bands: Sequence[str],
+    out_path: str | Path,
+) -> Path:
+    """The coarse series of a region (``fusion.coarse``: sentinel3 or modis) on the coarse grid
+    that nests in the region grid, as NetCDF."""
+    if not files:
+        raise InputError(
+            out_path, f"no {source} files for the fusion's coarse series: acquire them first"
+        )
+    cgrid = coarse_grid(grid, ratio)
+    if source == "sentinel3":
+        days, layers = coarse_from_sentinel3(files, cgrid, bands)
+    elif source == "modis":
+        days, layers = coarse_from_modis(files, cgrid)
+    else:
+        raise ValueError(f"unknown coarse source {source!r}")
+    for name, values in layers.items():
+        share = float(np.isfinite(values).mean())
+        log.info("coarse %s %s: %d dates, %.0f %% valid", source, name, len(days), 100 * share)
+    return write_netcdf(out_path, coarse_dataset(cgrid, days, layers, source))
+
+
+def _load_inputs(s2_paths, coarse_path, bands, min_clear, grid: Grid, ratio: int):
+    names = fusion_bands(bands)
+    scenes = read_fine_scenes(s2_paths, bands, min_clear)
+    cgrid, days, layers, source = read_coarse(coarse_path)
+    expected = coarse_grid(grid, ratio)
+    if (cgrid.width, cgrid.height) != (expected.width, expected.height) or not (
+        cgrid.transform.almost_equals(expected.transform)
+    ):
+        raise InputError(
+            coarse_path, f"is not on the coarse grid of fusion.ratio {ratio}: rebuild it"
+        )
+    series, lacking = coarse_series(days, layers, names)
+    return names, scenes, series, lacking, source
+
+
+def product_tags(result: FusionResult, names, lacking, source: str) -> dict[str, Any]:
+    info = result.info
+    return {
+        "day": number_day(info.day).isoformat(),
+        "method": "EFAST (Senty et al. 2024, Remote Sens. 16:1833)",
+        "coarse_source": source,
+        "sigma_days": info.settings["sigma"],
+        "D_coarse_px": info.settings["D"],
+        "ratio": info.settings["ratio"],
+        "max_days": info.settings["max_days"],
+        "tolerance": info.settings["tolerance"],
+        "min_importance": info.settings["min_importance"],
+        "composite_days": info.settings["composite_days"],
+        "composite_D_coarse_px": info.settings["composite_D"],
+        "smooth_coarse_px": info.settings["smooth_px"],
+        "fine_dates": ",".join(number_day(d).isoformat() for d in info.fine_days),
+        "dropped_fine_dates": ",".join(number_day(d).isoformat() for d in info.dropped_days),
+        "coarse_dates_in_window": info.coarse_dates,
+        "coarse_nearest_date_share": round(info.coarse_nearest_share, 4),
+        "coarse_nearest_date": "a coarse value with observations on one side only is taken "
+        "from the nearest date (flag 4), not extrapolated",
+        "no_coarse_change_bands": ",".join(lacking),
+        "flag_bits": "; ".join(f"{bit}: {text}" for bit, text in FLAGS.items()),
+        "weight": "sum of the fine acquisitions' weights behind the pixel (1: one clear scene "
+        "of the same day far from clouds)",
+        "units": "1 (reflectance, NDVI); day (days_to_fine)",
+    }
+
+
+def fuse_day(
+    day: str,
+    s2_paths: Sequence[str | Path],
+    coarse_path: str | Path,
+    grid: Grid,
+    fusion: dict[str, Any],
+    bands: Sequence[str],
+    min_clear: float,
+    out_path: str | Path,
+) -> Path:
+    """Fuse the {day} wildcard (YYYYMMDD) and write its COG: NDVI, the reflectance bands,
+    weight, days_to_fine and flag."""
+    settings = efast_settings(fusion)
+    names, scenes, series, lacking, source = _load_inputs(
+        s2_paths, coarse_path, bands, min_clear, grid, settings.ratio
+    )
+    target = day_number(parse_day(day))
+    result = fuse(scenes, series, target, grid.shape, settings)
+    assert isinstance(result, FusionResult)
+    no_fine = float(np.mean(result.flag & 1 > 0))
+    log.info(
+        "fused %s from %d fine scene(s) (%s), %d coarse date(s); %.1f %% without fine weight",
+        day,
+        len(result.info.fine_days),
+        ", ".join(number_day(d).isoformat() for d in result.info.fine_days) or "none",
+        result.info.coarse_dates,
+        100 * no_fine,
+    )
+    data = np.concatenate(
+        [
+            result.fused,
+            result.weight[None],
+            result.days_to_fine[None],
+            result.flag[None].astype(np.float32),
+        ]
+    )
+    return write_cog(
+        out_path,
+        data.astype(np.float32),
+        grid.transform,
+        grid.crs,
+        nodata=float("nan"),
+        tags=product_tags(result, names, lacking, source),
+        band_names=[*names, *PRODUCT_EXTRA],
+    )
+
+
+def read_truth(paths: Sequence[str | Path]) -> dict[float, np.ndarray]:
+    """The demo's daily NDVI truth files ({YYYYMMDD}_NDVI_truth.tif) by day number."""
+    from lstfill.io import read_raster
+
+    out = {}
+    for path in paths:
+        data, *_ = read_raster(path)
+        out[day_number(parse_day(Path(path).name[:8]))] = np.asarray(data, np.float32)
+    return out
+
+
+def evaluate(
+    s2_paths: Sequence[str | Path],
+    coarse_path: str | Path,
+    grid: Grid,
+    fusion: dict[str, Any],
+    bands: Sequence[str],
+    min_clear: float,
+    period: tuple[str, str],
+    truth_paths: Sequence[str | Path],
+    metrics_path: str | Path,
+    figure_path: str | Path,
+) -> Path:
+    """The withheld-scene and gap protocols (and the demo truth), metrics.json and the figure."""
+    from lstfill.fusion import evaluate as protocol
+    from lstfill.fusion.figures import evaluation_figure
+
+    settings = efast_settings(fusion)
+    names, scenes, series, lacking, source = _load_inputs(
+        s2_paths, coarse_path, bands, min_clear, grid, settings.ratio
+    )
+    span = tuple(day_number(dt.date.fromisoformat(d)) for d in period)
+    lacking_idx = [names.index(n) for n in lacking]
+    truth = read_truth(truth_paths) if truth_paths else None
+    ev = fusion["evaluation"]
+    metrics = protocol.evaluate(
+        scenes,
+        series,
+        settings,
+        names,
+        min_clear=float(ev["min_clear"]),
+        gap_days=float(ev["gap_days"]),
+        period=span,  # type: ignore[arg-type]
+        lacking=lacking_idx,
+        truth=truth,
+    )
+    metrics["coarse_source"] = source
+    for name, row in metrics["methods"].items():
+        log.info(
+            "%-18s NDVI rmse %.4f  r2 %.3f  ssim %.3f", name, row["rmse"], row["r2"], row["ssim"]
+        )
+    write_json(metrics_path, metrics)
+    evaluation_figure(scenes, series, settings, metrics, span, figure_path, truth)  # type: ignore[arg-type]
+    return Path(metrics_path)
