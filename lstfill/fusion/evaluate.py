@@ -150,6 +150,17 @@ def withheld_protocol(
     return {"bands": summary, "coverage": coverage, "targets": per_target}
 
 
+def first_variable(
+    scenes: Sequence[ArrayScene], coarse: CoarseSeries
+) -> tuple[list[ArrayScene], CoarseSeries]:
+    """The scenes and the coarse series reduced to their first variable (NDVI), for protocols
+    and figures that score only it."""
+    one = [ArrayScene(s.day, s.data[:1], s.mask) for s in scenes]
+    for src, dst in zip(scenes, one, strict=True):
+        dst.date = getattr(src, "date", None)  # type: ignore[attr-defined]
+    return one, CoarseSeries(coarse.days, coarse.values[:, :1])
+
+
 def truth_protocol(
     scenes: Sequence[ArrayScene],
     coarse: CoarseSeries,
@@ -160,6 +171,8 @@ def truth_protocol(
     """NDVI of every method on each truth day (all scenes as inputs) against the truth, mean
     over days, on the pixels where every method has a value."""
     records: dict[str, list[dict[str, float]]] = {}
+    scenes, coarse = first_variable(scenes, coarse)
+    lacking = [i for i in lacking if i == 0]
     for day, ref in sorted(truth.items()):
         preds = predict_all(scenes, coarse, day, settings, lacking)
         common = np.isfinite(ref)

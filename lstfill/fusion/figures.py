@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lstfill.fusion.baselines import nearest
+from lstfill.fusion.evaluate import first_variable
 from lstfill.fusion.inputs import number_day
 from lstfill.fusion.method import ArrayScene, CoarseSeries, EfastSettings, FusionResult, fuse
 from lstfill.io import atomic_output
@@ -39,6 +40,7 @@ def evaluation_figure(
     truth: Mapping[float, np.ndarray] | None = None,
 ) -> Path:
     plt = pyplot()
+    scenes, coarse = first_variable(scenes, coarse)
     i = _example(scenes, metrics)
     target = scenes[i]
     inputs = [s for j, s in enumerate(scenes) if j != i]

@@ -21,7 +21,7 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
-from lstfill.errors import InputError
+from lstfill.errors import ConfigError, InputError
 from lstfill.fusion.method import ArrayScene, CoarseSeries
 from lstfill.grid import Grid
 from lstfill.indices import normalised_difference
@@ -51,6 +51,10 @@ def parse_day(day: str) -> dt.date:
 
 def fusion_bands(bands: Sequence[str]) -> list[str]:
     """The fused variables: NDVI first, then the cube's reflectance bands (lower case)."""
+    if not {"B04", "B08"} <= {b.upper() for b in bands}:
+        raise ConfigError(
+            "prepare.sentinel2.bands", f"the fusion job needs B04 and B08 (NDVI), got {bands}"
+        )
     return ["ndvi", *(b.lower() for b in bands)]
 
 

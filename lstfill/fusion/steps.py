@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from lstfill.fusion.inputs import (
     read_coarse,
     read_fine_scenes,
 )
-from lstfill.fusion.method import FLAGS, EfastSettings, FusionResult, fuse
+from lstfill.fusion.method import FLAGS, CoarseSeries, EfastSettings, FusionResult, fuse
 from lstfill.grid import Grid
 from lstfill.io import write_cog, write_json, write_netcdf
 
@@ -75,7 +76,22 @@ def build_coarse(
     return write_netcdf(out_path, coarse_dataset(cgrid, days, layers, source))
 
 
-def _load_inputs(s2_paths, coarse_path, bands, min_clear, grid: Grid, ratio: int):
+@dataclass
+class _Inputs:
+    """Everything a fusion step reads: settings, fine scenes, the coarse series."""
+
+    settings: EfastSettings
+    names: list[str]
+    scenes: list
+    series: CoarseSeries
+    lacking: list[str]
+    source: str
+
+
+def _load_inputs(s2_paths, coarse_path, fusion, bands, min_clear, grid: Grid) -> _Inputs:
+    """The step's settings and inputs, the coarse series checked to nest in the region grid."""
+    settings = efast_settings(fusion)
+    ratio = settings.ratio
     names = fusion_bands(bands)
     scenes = read_fine_scenes(s2_paths, bands, min_clear)
     cgrid, days, layers, source = read_coarse(coarse_path)
@@ -87,10 +103,11 @@ def _load_inputs(s2_paths, coarse_path, bands, min_clear, grid: Grid, ratio: int
             coarse_path, f"is not on the coarse grid of fusion.ratio {ratio}: rebuild it"
         )
     series, lacking = coarse_series(days, layers, names)
-    return names, scenes, series, lacking, source
+    return _Inputs(settings, names, scenes, series, lacking, source)
 
 
-def product_tags(result: FusionResult, names, lacking, source: str) -> dict[str, Any]:
+def product_tags(result: FusionResult, lacking: list[str], source: str) -> dict[str, Any]:
+    """The fused day's provenance: method, settings, the fine dates it rests on, flags."""
     info = result.info
     return {
         "day": number_day(info.day).isoformat(),
@@ -131,12 +148,9 @@ def fuse_day(
 ) -> Path:
     """Fuse the {day} wildcard (YYYYMMDD) and write its COG: NDVI, the reflectance bands,
     weight, days_to_fine and flag."""
-    settings = efast_settings(fusion)
-    names, scenes, series, lacking, source = _load_inputs(
-        s2_paths, coarse_path, bands, min_clear, grid, settings.ratio
-    )
+    inp = _load_inputs(s2_paths, coarse_path, fusion, bands, min_clear, grid)
     target = day_number(parse_day(day))
-    result = fuse(scenes, series, target, grid.shape, settings)
+    result = fuse(inp.scenes, inp.series, target, grid.shape, inp.settings)
     assert isinstance(result, FusionResult)
     no_fine = float(np.mean(result.flag & 1 > 0))
     log.info(
@@ -161,8 +175,8 @@ def fuse_day(
         grid.transform,
         grid.crs,
         nodata=float("nan"),
-        tags=product_tags(result, names, lacking, source),
-        band_names=[*names, *PRODUCT_EXTRA],
+        tags=product_tags(result, inp.lacking, inp.source),
+        band_names=[*inp.names, *PRODUCT_EXTRA],
     )
 
 
@@ -193,30 +207,35 @@ def evaluate(
     from lstfill.fusion import evaluate as protocol
     from lstfill.fusion.figures import evaluation_figure
 
-    settings = efast_settings(fusion)
-    names, scenes, series, lacking, source = _load_inputs(
-        s2_paths, coarse_path, bands, min_clear, grid, settings.ratio
-    )
+    inp = _load_inputs(s2_paths, coarse_path, fusion, bands, min_clear, grid)
     span = tuple(day_number(dt.date.fromisoformat(d)) for d in period)
-    lacking_idx = [names.index(n) for n in lacking]
+    lacking_idx = [inp.names.index(n) for n in inp.lacking]
     truth = read_truth(truth_paths) if truth_paths else None
     ev = fusion["evaluation"]
     metrics = protocol.evaluate(
-        scenes,
-        series,
-        settings,
-        names,
+        inp.scenes,
+        inp.series,
+        inp.settings,
+        inp.names,
         min_clear=float(ev["min_clear"]),
         gap_days=float(ev["gap_days"]),
         period=span,  # type: ignore[arg-type]
         lacking=lacking_idx,
         truth=truth,
     )
-    metrics["coarse_source"] = source
+    metrics["coarse_source"] = inp.source
     for name, row in metrics["methods"].items():
         log.info(
             "%-18s NDVI rmse %.4f  r2 %.3f  ssim %.3f", name, row["rmse"], row["r2"], row["ssim"]
         )
     write_json(metrics_path, metrics)
-    evaluation_figure(scenes, series, settings, metrics, span, figure_path, truth)  # type: ignore[arg-type]
+    evaluation_figure(
+        inp.scenes,
+        inp.series,
+        inp.settings,
+        metrics,
+        span,
+        figure_path,
+        truth,  # type: ignore[arg-type]
+    )
     return Path(metrics_path)
