@@ -3,7 +3,8 @@
 Checks that every acquisition gets a cube, a quicklook and a gap-filled product, that the
 gap-fill evaluation is written, that every MODIS day gets a sharpened product and the
 super-resolution evaluation is written, that the downscaling job writes its maps, metrics and
-runs table, that asking for one cube or one product by its path reruns only what it needs, and
+runs table, that the fusion job writes one product per day and its evaluation, that asking
+for one cube or one product by its path reruns only what it needs, and
 that the report builds.
 """
 
@@ -107,6 +108,37 @@ def test_downscale_products_metrics_and_runs(workdir):
     target = f"results/tiny_il/downscale/maps/{days[0]}.tif"
     (workdir / target).unlink()
     assert job_counts(run(workdir, "--dry-run", target)) == {"predict_downscale": 1}
+    run(workdir, target)
+
+
+def test_fusion_products_and_metrics(workdir):
+    out = workdir / "results/tiny/fusion"
+    days = sorted(p.stem for p in (out / "daily").glob("*.tif"))
+    assert days == [f"202307{d:02d}" for d in range(1, 9)]  # every day of the period
+    assert len(list((workdir / "resources/tiny/raw/sentinel3").glob("S3_SY_2_SYN_*.tif"))) == 8
+    with rasterio.open(out / f"daily/{days[2]}.tif") as src:
+        assert src.descriptions[0] == "ndvi" and src.descriptions[-3:] == (
+            "weight",
+            "days_to_fine",
+            "flag",
+        )
+        assert src.tags()["coarse_source"] == "sentinel3" and src.tags()["fine_dates"]
+        ndvi = src.read(1)
+        assert np.isfinite(ndvi).mean() > 0.9 and np.nanmax(np.abs(ndvi)) <= 1
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["methods"]) == {
+        "model_efast",
+        "baseline_nearest",
+        "baseline_linear",
+        "baseline_offset",
+        "baseline_coarse",
+    }
+    assert len({m["n"] for m in metrics["methods"].values()}) == 1  # the same pixels
+    assert metrics["methods"]["model_efast"]["rmse"] < metrics["methods"]["baseline_coarse"]["rmse"]
+    assert metrics["protocols"]["truth"]["days"] == 8
+    target = f"results/tiny/fusion/daily/{days[0]}.tif"
+    (workdir / target).unlink()
+    assert job_counts(run(workdir, "--dry-run", target)) == {"fusion_predict": 1}
     run(workdir, target)
 
 
