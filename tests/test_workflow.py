@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import rasterio
 import xarray as xr
+import yaml
 from conftest import SNAKEMAKE, copy_run, job_counts, run_snakemake
 
 
@@ -140,6 +141,30 @@ def test_fusion_products_and_metrics(workdir):
     (workdir / target).unlink()
     assert job_counts(run(workdir, "--dry-run", target)) == {"fusion_predict": 1}
     run(workdir, target)
+
+
+def test_a_cube_from_the_fused_product_of_a_modis_coarse_series(tiny_run, tmp_path):
+    """prepare.sentinel2.source: fused and fusion.coarse: modis, asked for one cube by name."""
+    workdir = copy_run(tiny_run, tmp_path / "run")
+    config_path = workdir / "config" / "config.yaml"
+    cfg = yaml.safe_load(config_path.read_text())
+    cfg.setdefault("prepare", {})["sentinel2"] = {"source": "fused"}
+    cfg["fusion"] = {"coarse": "modis"}
+    config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))  # key order is in the params
+    acq = next(
+        iter(json.loads((workdir / "resources/tiny/inventory.json").read_text())["acquisitions"])
+    )
+    target = f"results/tiny/cubes/{acq}.nc"
+    counts = job_counts(run(workdir, "--dry-run", target))
+    assert counts == {"fusion_coarse": 1, "fusion_predict": 1, "build_cube": 1}
+    run(workdir, target)
+    with xr.open_dataset(workdir / target) as ds:
+        assert ds.attrs["s2_source"] == "fused"
+        ndvi, age = ds["ndvi"].values, ds["s2_age_days"].values
+        assert np.isfinite(ndvi).mean() > 0.9 and np.nanmax(np.abs(age)) == 0
+        assert float(ds["s2_weight"].max()) > 0
+    with xr.open_dataset(workdir / "results/tiny/fusion/coarse.nc") as coarse:
+        assert coarse.attrs["source"] == "modis" and set(coarse.data_vars) >= {"ndvi", "b04"}
 
 
 def test_asking_for_one_product_reruns_only_its_prediction(workdir):
