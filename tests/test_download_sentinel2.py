@@ -6,9 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
-import threading
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +14,20 @@ import pytest
 import rasterio
 import responses
 from affine import Affine
-from rasterio.io import MemoryFile
-from werkzeug import Request, Response
 
 from lstfill.download import sentinel2 as sh
-from lstfill.download.base import Area, AuthError, DownloadError, lonlat_bbox
-from lstfill.download.credentials import MissingCredentials, SentinelHubCredentials
-from lstfill.download.fetch import Fetcher, FetchPolicy
+from lstfill.download.base import Area, DownloadError, lonlat_bbox
 from lstfill.grid import grid_from_config
 from lstfill.sources import sentinel2 as s2
+from tests.fixtures import sentinelhub_server as hub
+from tests.fixtures.sentinelhub_server import CREDS, CRS_TEXT, TOKEN
 
-SECRET = "s3cr3t-Client-Pa55"
-CREDS = SentinelHubCredentials("client-id", SECRET, origin="test")
 SCENE = "S2B_MSIL2A_20230701T101559_N0509_R065_T33UXP_20230701T130012"
 OTHER_TILE = "S2B_MSIL2A_20230701T101559_N0509_R065_T33UXQ_20230701T130012"
 ITEM_TIME = "2023-07-01T10:25:59.024Z"
 X0, Y1 = 600000.0, 5390300.0  # upper-left corner of the test area
-CRS_TEXT = "EPSG:32633"
-TOKEN = "tok-abc123"
 NODATA_10 = (29, 39)  # the 10 m pixel the fake server marks as no data (dataMask 0)
 NODATA_20 = (0, 0)  # the 20 m pixel likewise
-FAST = FetchPolicy(retries=2, backoff_s=0.0, progress=False)
 
 
 @pytest.fixture
@@ -111,8 +101,8 @@ def test_payload_content(area, settings):
         script = ref.json["evalscript"]
         assert 'units: "DN"' in script and '"dataMask"' in script
         assert 'sampleType: "UINT16"' in script and "s.dataMask ?" in script
-    assert _script_bands(ref10.json["evalscript"]) == ["B02", "B03", "B04", "B08"]
-    assert _script_bands(ref20.json["evalscript"]) == ["B11", "B12", "SCL"]
+    assert hub.script_bands(ref10.json["evalscript"]) == ["B02", "B03", "B04", "B08"]
+    assert hub.script_bands(ref20.json["evalscript"]) == ["B11", "B12", "SCL"]
     assert ref20.meta["bands"] == ["B11", "B12", "SCL"]
 
 
@@ -167,27 +157,10 @@ def _item(name: str) -> dict[str, Any]:
 
 @responses.activate
 def test_search_posts_filter_and_time(area, settings):
-    responses.post(
-        sh.CDSE_TOKEN_URL,
-        json={"access_token": TOKEN, "token_type": "Bearer", "expires_in": 600},
-    )
-    responses.post(
-        f"{sh.CDSE_URL}/api/v1/catalog/1.0.0/search",
-        json={
-            "type": "FeatureCollection",
-            "features": [_item(OTHER_TILE), _item(SCENE)],
-            "links": [],
-            "context": {"limit": 100, "returned": 2},
-        },
-    )
+    hub.mock_catalogue([_item(OTHER_TILE), _item(SCENE)])
     refs = sh.search(area, dt.date(2023, 7, 1), dt.date(2023, 7, 3), settings, creds=CREDS)
 
-    assert len(responses.calls) == 2
-    token_body = responses.calls[0].request.body
-    assert "grant_type=client_credentials" in token_body
-    search = responses.calls[1].request
-    assert search.headers["Authorization"] == f"Bearer {TOKEN}"
-    body = json.loads(search.body)
+    body = hub.catalogue_request()
     assert body["collections"] == ["sentinel-2-l2a"]
     assert body["filter"] == "eo:cloud_cover < 50"
     assert body["filter-lang"] == "cql2-text"
@@ -200,11 +173,8 @@ def test_search_posts_filter_and_time(area, settings):
 
 @responses.activate
 def test_search_follows_next_token(area, settings):
-    responses.post(
-        sh.CDSE_TOKEN_URL,
-        json={"access_token": TOKEN, "token_type": "Bearer", "expires_in": 600},
-    )
-    url = f"{sh.CDSE_URL}/api/v1/catalog/1.0.0/search"
+    hub.mock_token()
+    url = hub.CATALOG_URL
     later = "S2A_MSIL2A_20230703T100601_N0509_R022_T33UXP_20230703T140012"
     page2 = _item(later) | {"properties": {"datetime": "2023-07-03T10:16:01Z"}}
     responses.post(url, json={"features": [_item(SCENE)], "context": {"next": 1}})
@@ -216,44 +186,25 @@ def test_search_follows_next_token(area, settings):
 
 @responses.activate
 def test_search_token_refused_is_auth_error(area, settings, caplog):
-    caplog.set_level(logging.DEBUG)
-    responses.post(
-        sh.CDSE_TOKEN_URL,
-        status=401,
-        json={"error": "unauthorized_client", "error_description": f"bad secret {SECRET}"},
-    )
-    with pytest.raises(AuthError) as info:
-        sh.search(area, dt.date(2023, 7, 1), dt.date(2023, 7, 3), settings, creds=CREDS)
-    _assert_no_secret(info.value, caplog)
-    assert "SH_CLIENT_ID" in str(info.value) and sh.CDSE_TOKEN_URL in str(info.value)
-    assert len(responses.calls) == 1  # no catalogue request without a token
+    period = (dt.date(2023, 7, 1), dt.date(2023, 7, 3))
+    hub.check_search_token_refused(lambda: sh.search(area, *period, settings, creds=CREDS), caplog)
 
 
 @responses.activate
 def test_search_catalogue_error(area, settings):
-    responses.post(
-        sh.CDSE_TOKEN_URL,
-        json={"access_token": TOKEN, "token_type": "Bearer", "expires_in": 600},
-    )
-    responses.post(f"{sh.CDSE_URL}/api/v1/catalog/1.0.0/search", status=400, json={"e": "bad"})
+    hub.mock_token()
+    responses.post(hub.CATALOG_URL, status=400, json={"e": "bad"})
     with pytest.raises(DownloadError, match=r"HTTP 400") as info:
         sh.search(area, dt.date(2023, 7, 1), dt.date(2023, 7, 3), settings, creds=CREDS)
-    assert f"{sh.CDSE_URL}/api/v1/catalog/1.0.0/search" in str(info.value)
+    assert hub.CATALOG_URL in str(info.value)
 
 
 def test_search_without_credentials(area, settings, no_credentials):
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        with pytest.raises(MissingCredentials, match="SH_CLIENT_ID"):
-            sh.search(area, dt.date(2023, 7, 1), dt.date(2023, 7, 3), settings)
-        assert len(mock.calls) == 0
+    period = (dt.date(2023, 7, 1), dt.date(2023, 7, 3))
+    hub.check_no_request_without_credentials(lambda: sh.search(area, *period, settings))
 
 
 # --- a fake Sentinel Hub ----------------------------------------------------------------------
-
-
-def _script_bands(script: str) -> list[str]:
-    bands = json.loads(re.search(r"bands: (\[[^\]]*\])", script).group(1))
-    return [b for b in bands if b != "dataMask"]
 
 
 def expected_dn(band: str, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -267,71 +218,23 @@ def expected_dn(band: str, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return np.where((rows == nodata[0]) & (cols == nodata[1]), 0, value).astype(np.uint16)
 
 
-def _tiff(stack: np.ndarray, transform: Affine) -> bytes:
-    with MemoryFile() as mem:
-        with mem.open(
-            driver="GTiff",
-            width=stack.shape[2],
-            height=stack.shape[1],
-            count=stack.shape[0],
-            dtype="uint16",
-            crs=CRS_TEXT,
-            transform=transform,
-        ) as dst:
-            dst.write(stack)
-        return mem.read()
+class FakeL2A(hub.FakeSentinelHub):
+    """The Process API answers the DNs of :func:`expected_dn`; `all_nodata`: all 0."""
 
+    def __init__(self, httpserver) -> None:
+        super().__init__(httpserver, (X0, Y1), max_pixels=16)
+        self.all_nodata = False
 
-class FakeSentinelHub:
-    """Token and Process API endpoints; the TIFFs encode each pixel's global position."""
-
-    def __init__(self, httpserver, *, fail_first: int = 0, all_nodata: bool = False):
-        self.server = httpserver
-        self.process_calls: list[dict[str, Any]] = []
-        self.auth: list[str | None] = []
-        self.fail_first = fail_first
-        self.all_nodata = all_nodata
-        self._lock = threading.Lock()
-        httpserver.expect_request("/token", method="POST").respond_with_json(
-            {"access_token": TOKEN, "token_type": "Bearer", "expires_in": 3600}
-        )
-        httpserver.expect_request("/api/v1/process", method="POST").respond_with_handler(
-            self.process
-        )
-
-    def settings(self, **extra: Any) -> dict[str, Any]:
-        return {
-            "base_url": self.server.url_for("/").rstrip("/"),
-            "token_url": self.server.url_for("/token"),
-            "max_pixels": 16,
-            **extra,
-        }
-
-    def process(self, request: Request) -> Response:
-        body = request.get_json()
-        with self._lock:
-            self.process_calls.append(body)
-            self.auth.append(request.headers.get("Authorization"))
-            if len(self.process_calls) <= self.fail_first:
-                return Response("slow down", status=429, headers={"Retry-After": "7"})
-        x0, y0, x1, y1 = body["input"]["bounds"]["bbox"]
-        width, height = body["output"]["width"], body["output"]["height"]
-        res = (x1 - x0) / width
-        assert res == (y1 - y0) / height
-        r0, c0 = round((Y1 - y1) / res), round((x0 - X0) / res)
-        rows, cols = np.mgrid[r0 : r0 + height, c0 : c0 + width]
-        bands = _script_bands(body["evalscript"])
+    def stack(self, body: dict[str, Any], rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        bands = hub.script_bands(body["evalscript"])
         stack = np.stack([expected_dn(b, rows, cols) for b in bands])
-        if self.all_nodata:
-            stack[:] = 0
-        data = _tiff(stack, Affine(res, 0, x0, 0, -res, y1))
-        return Response(data, status=200, content_type="image/tiff")
+        return np.zeros_like(stack) if self.all_nodata else stack
 
 
 @pytest.fixture
-def fake(httpserver, monkeypatch) -> FakeSentinelHub:
+def fake(httpserver, monkeypatch) -> FakeL2A:
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the test server speaks http
-    return FakeSentinelHub(httpserver)
+    return FakeL2A(httpserver)
 
 
 def _assert_scene(folder: Path) -> None:
@@ -381,23 +284,18 @@ def test_download_assembles_scene(area, fake, tmp_path):
     assert sorted(p.name for p in dest.iterdir()) == [SCENE]  # no staging left over
 
     # complete scenes are not fetched again (no token, no process request)
-    token_calls = _token_calls(fake)
+    token_calls = fake.token_calls()
     assert sh.download(refs, dest, settings, creds=CREDS) == [dest / SCENE]
-    assert len(fake.process_calls) == 8 and _token_calls(fake) == token_calls
-
-
-def _token_calls(fake: FakeSentinelHub) -> int:
-    return sum(1 for req, _ in fake.server.log if req.path == "/token")
+    assert len(fake.process_calls) == 8 and fake.token_calls() == token_calls
 
 
 def test_download_retries_rate_limit(area, fake, tmp_path):
-    fake.fail_first = 1
+    fake.script = ["429"]
     settings = fake.settings()
     sleeps: list[float] = []
-    session = sh.authorized_session(CREDS, settings)
-    fetcher = Fetcher(sh.PROVIDER, session=session, policy=FAST, sleep=sleeps.append)
-
-    folders = sh.download(refs_for(area, settings), tmp_path, settings, fetcher=fetcher)
+    folders = sh.download(
+        refs_for(area, settings), tmp_path, settings, fetcher=hub.fetcher(settings, sleeps)
+    )
 
     assert folders == [tmp_path / SCENE]
     assert sleeps == [7.0]  # Retry-After honoured
@@ -428,51 +326,24 @@ def test_download_skips_scene_without_data(area, fake, tmp_path, caplog):
 
 def test_download_token_refused(area, httpserver, monkeypatch, tmp_path, caplog):
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-    caplog.set_level(logging.DEBUG)
-    httpserver.expect_request("/token", method="POST").respond_with_data(
-        f"invalid client credentials (secret={SECRET})", status=401, content_type="text/plain"
+    hub.check_download_token_refused(
+        lambda settings: sh.download(refs_for(area, settings), tmp_path, settings, creds=CREDS),
+        httpserver,
+        16,
+        caplog,
     )
-    settings = {
-        "base_url": httpserver.url_for("/").rstrip("/"),
-        "token_url": httpserver.url_for("/token"),
-        "max_pixels": 16,
-    }
-    with pytest.raises(AuthError) as info:
-        sh.download(refs_for(area, settings), tmp_path, settings, creds=CREDS)
-    message = str(info.value)
-    assert "HTTP 401" in message and httpserver.url_for("/token") in message
-    assert "SH_CLIENT_SECRET" in message and "invalid client credentials" not in message
-    _assert_no_secret(info.value, caplog)
-    assert [req.path for req, _ in httpserver.log] == ["/token"]  # the secret was sent once...
-    assert SECRET in httpserver.log[0][0].get_data(as_text=True)  # ...so it could leak
 
 
 def test_download_without_credentials(area, httpserver, no_credentials, tmp_path):
-    settings = {"base_url": httpserver.url_for("/").rstrip("/"), "max_pixels": 16}
-    with pytest.raises(MissingCredentials, match="SH_CLIENT_ID"):
-        sh.download(refs_for(area, settings), tmp_path / "s2", settings)
-    assert httpserver.log == []
-    assert not (tmp_path / "s2").exists()
+    hub.check_download_needs_credentials(
+        lambda settings: sh.download(refs_for(area, settings), tmp_path / "s2", settings),
+        httpserver,
+        tmp_path / "s2",
+        16,
+    )
 
 
 def test_download_rejects_chunk_on_wrong_grid(area, fake, tmp_path):
     settings = fake.settings()
-    refs = refs_for(area, settings)
-    bad = refs[0].meta | {"transform": [10.0, 0.0, X0 + 10, 0.0, -10.0, Y1]}
-    refs[0] = type(refs[0])(**{**refs[0].__dict__, "meta": bad})
-    with pytest.raises(DownloadError, match="another grid") as info:
-        sh.download(refs, tmp_path, settings, creds=CREDS)
-    assert "/api/v1/process" in str(info.value)
-    assert not (tmp_path / refs[0].name).exists()  # refetched on the next run
+    hub.check_rejects_chunk_on_wrong_grid(sh.download, refs_for(area, settings), tmp_path, settings)
     assert not (tmp_path / SCENE).exists() and s2.find_scenes(tmp_path) == []
-
-
-def _assert_no_secret(exc: BaseException, caplog: pytest.LogCaptureFixture) -> None:
-    """The secret is nowhere in the error, its cause/context chain, or any log record."""
-    assert exc.__cause__ is None and exc.__context__ is None
-    assert SECRET not in "".join(traceback.format_exception(exc))
-    assert SECRET not in repr(exc.args)
-    assert caplog.records, "expected debug records from the HTTP stack"
-    for record in caplog.records:
-        assert SECRET not in record.getMessage()
-    assert SECRET not in caplog.text

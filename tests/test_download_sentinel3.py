@@ -9,12 +9,9 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
-import threading
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +21,6 @@ import rasterio
 import responses
 import yaml
 from affine import Affine
-from rasterio.io import MemoryFile
 from werkzeug import Request, Response
 
 from lstfill.config import validate_config
@@ -32,16 +28,13 @@ from lstfill.download import jobs, targets
 from lstfill.download import sentinel2 as sh
 from lstfill.download import sentinel3 as d3
 from lstfill.download.base import Area, AuthError, DownloadError, FileRef, lonlat_bbox
-from lstfill.download.credentials import MissingCredentials, SentinelHubCredentials
-from lstfill.download.fetch import Fetcher, FetchPolicy
+from lstfill.download.credentials import MissingCredentials
 from lstfill.grid import grid_from_config
 from lstfill.sources import sentinel3 as s3
 from tests.conftest import CREDENTIAL_VARS, job_counts
+from tests.fixtures import sentinelhub_server as hub
+from tests.fixtures.sentinelhub_server import CREDS, CRS_TEXT, SECRET, TOKEN
 
-SECRET = "s3cr3t-Client-Pa55"
-CREDS = SentinelHubCredentials("client-id", SECRET, origin="test")
-TOKEN = "tok-s3-abc123"
-CRS_TEXT = "EPSG:32633"
 BOUNDS = [600100, 5390050, 605350, 5393600]  # not on the 300 m raster: snapped outward
 X0, Y1 = 600000.0, 5393700.0  # upper-left corner of the snapped 300 m grid
 SHAPE = (13, 18)  # rows, columns of the snapped grid
@@ -49,8 +42,7 @@ DAY1, DAY2 = dt.date(2023, 7, 1), dt.date(2023, 7, 3)
 CLOUD = {(0, 0), (7, 12), (12, 17)}  # no retrieval: dataMask 0 (all DNs 0)
 PARTIAL = (3, 4)  # data, but one band not positive: DN 1 and CLEAR 0
 SH_ORDER = list(d3.SH_BANDS.values())  # B04 B06 B08 B17 S5 S6
-FAST = FetchPolicy(retries=2, backoff_s=0.0, progress=False)
-SEARCH_URL = f"{sh.CDSE_URL}/api/v1/catalog/1.0.0/search"
+SEARCH_URL = hub.CATALOG_URL
 
 
 @pytest.fixture
@@ -67,11 +59,6 @@ def config_for(settings: dict[str, Any]):
 def refs_for(area: Area, settings: dict[str, Any], days=(DAY1,)) -> list:
     config = config_for(settings)
     return [ref for day in days for ref in d3.day_refs(area, day, settings, config)]
-
-
-def _script_bands(script: str) -> list[str]:
-    bands = json.loads(re.search(r"bands: (\[[^\]]*\])", script).group(1))
-    return [b for b in bands if b != "dataMask"]
 
 
 # --- settings, collection, bands --------------------------------------------------------------
@@ -166,7 +153,7 @@ def test_payload_content(area):
         {"identifier": "default", "format": {"type": "image/tiff"}}
     ]
     script = ref.json["evalscript"]
-    assert _script_bands(script) == SH_ORDER
+    assert hub.script_bands(script) == SH_ORDER
     assert '"dataMask"]' in script and 'sampleType: "UINT16"' in script
     assert "bands: 7," in script  # six reflectance bands and CLEAR
     assert "Math.round(r * 10000)" in script and "Math.max(" in script
@@ -180,7 +167,7 @@ def test_payload_content(area):
 def test_band_subset(area):
     ref = refs_for(area, {"bands": ["B08", "B04"]})[0]
     assert ref.meta["bands"] == ["B04", "B08"]
-    assert _script_bands(ref.json["evalscript"]) == ["B08", "B17"]  # Oa08 red, Oa17 NIR
+    assert hub.script_bands(ref.json["evalscript"]) == ["B08", "B17"]  # Oa08 red, Oa17 NIR
     assert "bands: 3," in ref.json["evalscript"]
 
 
@@ -221,32 +208,12 @@ def test_evalscript_semantics_in_node():
 # --- catalogue search -------------------------------------------------------------------------
 
 
-def _token() -> None:
-    responses.post(
-        sh.CDSE_TOKEN_URL,
-        json={"access_token": TOKEN, "token_type": "Bearer", "expires_in": 600},
-    )
-
-
 @responses.activate
 def test_search_asks_for_distinct_dates(area):
-    _token()
-    responses.post(
-        SEARCH_URL,
-        json={
-            "type": "FeatureCollection",
-            "features": ["2023-07-03", "2023-07-01", "2023-07-01", "2023-06-29"],
-            "links": [],
-            "context": {"limit": 100, "returned": 4},
-        },
-    )
+    hub.mock_catalogue(["2023-07-03", "2023-07-01", "2023-07-01", "2023-06-29"])
     refs = d3.search(area, DAY1, DAY2, {"max_pixels": 8}, creds=CREDS)
 
-    assert len(responses.calls) == 2
-    assert "grant_type=client_credentials" in responses.calls[0].request.body
-    search = responses.calls[1].request
-    assert search.headers["Authorization"] == f"Bearer {TOKEN}"
-    body = json.loads(search.body)
+    body = hub.catalogue_request()
     assert body["collections"] == ["sentinel-3-synergy-l2"]
     assert body["distinct"] == "date"
     assert body["datetime"] == "2023-07-01T00:00:00Z/2023-07-03T23:59:59Z"
@@ -259,7 +226,7 @@ def test_search_asks_for_distinct_dates(area):
 
 @responses.activate
 def test_search_follows_next_token_and_accepts_items(area):
-    _token()
+    hub.mock_token()
     responses.post(SEARCH_URL, json={"features": ["2023-07-01"], "context": {"next": 1}})
     item = {"id": "S3B_SY_2_SYN____x", "properties": {"datetime": "2023-07-02T09:58:31Z"}}
     responses.post(SEARCH_URL, json={"features": [item, 42], "context": {}})
@@ -270,22 +237,12 @@ def test_search_follows_next_token_and_accepts_items(area):
 
 @responses.activate
 def test_search_token_refused_is_auth_error(area, caplog):
-    caplog.set_level(logging.DEBUG)
-    responses.post(
-        sh.CDSE_TOKEN_URL,
-        status=401,
-        json={"error": "unauthorized_client", "error_description": f"bad secret {SECRET}"},
-    )
-    with pytest.raises(AuthError) as info:
-        d3.search(area, DAY1, DAY2, {}, creds=CREDS)
-    _assert_no_secret(info.value, caplog)
-    assert "SH_CLIENT_ID" in str(info.value) and sh.CDSE_TOKEN_URL in str(info.value)
-    assert len(responses.calls) == 1  # no catalogue request without a token
+    hub.check_search_token_refused(lambda: d3.search(area, DAY1, DAY2, {}, creds=CREDS), caplog)
 
 
 @responses.activate
 def test_search_catalogue_errors(area):
-    _token()
+    hub.mock_token()
     responses.post(SEARCH_URL, status=403, json={"error": "forbidden"})
     with pytest.raises(AuthError, match="HTTP 403") as info:
         d3.search(area, DAY1, DAY2, {}, creds=CREDS)
@@ -297,10 +254,7 @@ def test_search_catalogue_errors(area):
 
 
 def test_search_without_credentials(area, no_credentials):
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        with pytest.raises(MissingCredentials, match="SH_CLIENT_ID"):
-            d3.search(area, DAY1, DAY2, {})
-        assert len(mock.calls) == 0
+    hub.check_no_request_without_credentials(lambda: d3.search(area, DAY1, DAY2, {}))
 
 
 # --- a fake Sentinel Hub ----------------------------------------------------------------------
@@ -325,55 +279,17 @@ def expected_clear(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return clear
 
 
-def _tiff(stack: np.ndarray, transform: Affine) -> bytes:
-    with MemoryFile() as mem:
-        with mem.open(
-            driver="GTiff",
-            width=stack.shape[2],
-            height=stack.shape[1],
-            count=stack.shape[0],
-            dtype="uint16",
-            crs=CRS_TEXT,
-            transform=transform,
-        ) as dst:
-            dst.write(stack)
-        return mem.read()
+class FakeSyn(hub.FakeSentinelHub):
+    """Adds the catalogue (``distinct=date`` answering `days`); the Process API answers the DNs
+    of :func:`expected_dn` and :func:`expected_clear`, all 0 on the `empty` days."""
 
-
-class FakeSentinelHub:
-    """Token, catalogue and Process API endpoints; the TIFFs encode each pixel's position.
-
-    `script` lists what the first Process API calls answer instead of data: "429" (with
-    Retry-After 7), "503", "short" (a body cut short of its Content-Length); "corrupt" answers
-    every call with a truncated TIFF whose length matches. `empty` days have no data at all.
-    """
-
-    def __init__(self, httpserver, *, days=("2023-07-01",)):
-        self.server = httpserver
-        self.process_calls: list[dict[str, Any]] = []
-        self.auth: list[str | None] = []
-        self.script: list[str] = []
-        self.corrupt = False
-        self.empty: set[dt.date] = set()
+    def __init__(self, httpserver, *, days=("2023-07-01",)) -> None:
+        super().__init__(httpserver, (X0, Y1), max_pixels=8)
         self.days = list(days)
-        self._lock = threading.Lock()
-        httpserver.expect_request("/token", method="POST").respond_with_json(
-            {"access_token": TOKEN, "token_type": "Bearer", "expires_in": 3600}
-        )
+        self.empty: set[dt.date] = set()
         httpserver.expect_request(
             "/api/v1/catalog/1.0.0/search", method="POST"
         ).respond_with_handler(self.catalogue)
-        httpserver.expect_request("/api/v1/process", method="POST").respond_with_handler(
-            self.process
-        )
-
-    def settings(self, **extra: Any) -> dict[str, Any]:
-        return {
-            "base_url": self.server.url_for("/").rstrip("/"),
-            "token_url": self.server.url_for("/token"),
-            "max_pixels": 8,
-            **extra,
-        }
 
     def catalogue(self, request: Request) -> Response:
         body = request.get_json()
@@ -382,45 +298,21 @@ class FakeSentinelHub:
             json.dumps({"features": self.days, "context": {}}), content_type="application/json"
         )
 
-    def process(self, request: Request) -> Response:
-        body = request.get_json()
-        with self._lock:
-            self.process_calls.append(body)
-            self.auth.append(request.headers.get("Authorization"))
-            failure = self.script.pop(0) if self.script else None
-        if failure == "429":
-            return Response("slow down", status=429, headers={"Retry-After": "7"})
-        if failure == "503":
-            return Response("busy", status=503)
-        x0, y0, x1, y1 = body["input"]["bounds"]["bbox"]
-        width, height = body["output"]["width"], body["output"]["height"]
-        res = (x1 - x0) / width
-        assert res == (y1 - y0) / height
-        r0, c0 = round((Y1 - y1) / res), round((x0 - X0) / res)
-        rows, cols = np.mgrid[r0 : r0 + height, c0 : c0 + width]
+    def stack(self, body: dict[str, Any], rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         day = dt.date.fromisoformat(
             body["input"]["data"][0]["dataFilter"]["timeRange"]["from"][:10]
         )
-        bands = _script_bands(body["evalscript"])
+        bands = hub.script_bands(body["evalscript"])
         stack = np.stack(
             [expected_dn(b, rows, cols, day) for b in bands] + [expected_clear(rows, cols)]
         )
-        if day in self.empty:
-            stack[:] = 0
-        data = _tiff(stack, Affine(res, 0, x0, 0, -res, y1))
-        if failure == "short":
-            response = Response(data[: len(data) // 2], content_type="image/tiff")
-            response.headers["Content-Length"] = str(len(data))
-            return response
-        if self.corrupt:
-            data = data[: len(data) - 200]
-        return Response(data, status=200, content_type="image/tiff")
+        return np.zeros_like(stack) if day in self.empty else stack
 
 
 @pytest.fixture
-def fake(httpserver, monkeypatch) -> FakeSentinelHub:
+def fake(httpserver, monkeypatch) -> FakeSyn:
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the test server speaks http
-    return FakeSentinelHub(httpserver)
+    return FakeSyn(httpserver)
 
 
 def _assert_day(path: Path, day: dt.date, bands=tuple(s3.BANDS)) -> None:
@@ -461,15 +353,6 @@ def _assert_day(path: Path, day: dt.date, bands=tuple(s3.BANDS)) -> None:
     assert all((raw[i][r, c] == 0) for i in range(len(bands) + 1) for r, c in CLOUD)
 
 
-def _token_calls(fake: FakeSentinelHub) -> int:
-    return sum(1 for req, _ in fake.server.log if req.path == "/token")
-
-
-def _fetcher(settings: dict[str, Any], sleeps: list[float]) -> Fetcher:
-    session = sh.authorized_session(CREDS, d3._service(d3.settings_with_defaults(settings)))
-    return Fetcher(sh.PROVIDER, session=session, policy=FAST, sleep=sleeps.append)
-
-
 # --- download ---------------------------------------------------------------------------------
 
 
@@ -490,9 +373,9 @@ def test_download_assembles_day_files(area, fake, tmp_path):
     assert sorted(p.name for p in dest.iterdir()) == [p.name for p in paths]  # no temp files
 
     # complete days are not fetched again (no token, no process request)
-    token_calls = _token_calls(fake)
+    token_calls = fake.token_calls()
     assert d3.download(refs, dest, settings, creds=CREDS) == paths
-    assert len(fake.process_calls) == 12 and _token_calls(fake) == token_calls
+    assert len(fake.process_calls) == 12 and fake.token_calls() == token_calls
 
 
 def test_download_band_subset(area, fake, tmp_path):
@@ -506,39 +389,20 @@ def test_download_band_subset(area, fake, tmp_path):
     _assert_day(paths[0], DAY1)
 
 
-def test_download_retries_rate_limit(area, fake, tmp_path):
-    fake.script = ["429"]
+@pytest.mark.parametrize("script", [["429"], ["503", "503"], ["short"]])
+def test_download_retries(area, fake, tmp_path, script):
+    """A 429 waits its Retry-After, server errors the backoff (0 s in this policy), and a body
+    cut short is fetched again from its start (POSTs restart, never resume)."""
+    fake.script = list(script)
     settings = fake.settings()
     sleeps: list[float] = []
     paths = d3.download(
-        refs_for(area, settings), tmp_path, settings, fetcher=_fetcher(settings, sleeps)
+        refs_for(area, settings), tmp_path, settings, fetcher=hub.fetcher(settings, sleeps)
     )
-    assert sleeps == [7.0]  # Retry-After honoured
-    assert len(fake.process_calls) == 7
+    assert len(sleeps) == len(script) and len(fake.process_calls) == 6 + len(script)
+    if script == ["429"]:
+        assert sleeps == [7.0]  # Retry-After honoured
     assert all(a == f"Bearer {TOKEN}" for a in fake.auth)
-    _assert_day(paths[0], DAY1)
-
-
-def test_download_retries_server_errors(area, fake, tmp_path):
-    fake.script = ["503", "503"]
-    settings = fake.settings()
-    sleeps: list[float] = []
-    paths = d3.download(
-        refs_for(area, settings), tmp_path, settings, fetcher=_fetcher(settings, sleeps)
-    )
-    assert len(sleeps) == 2  # backoff (0 s in this policy) before each retry
-    assert len(fake.process_calls) == 8
-    _assert_day(paths[0], DAY1)
-
-
-def test_download_refetches_a_short_answer(area, fake, tmp_path):
-    fake.script = ["short"]
-    settings = fake.settings()
-    sleeps: list[float] = []
-    paths = d3.download(
-        refs_for(area, settings), tmp_path, settings, fetcher=_fetcher(settings, sleeps)
-    )
-    assert len(sleeps) == 1 and len(fake.process_calls) == 7  # POSTs restart, never resume
     _assert_day(paths[0], DAY1)
 
 
@@ -573,13 +437,7 @@ def test_download_rebuilds_a_broken_day_file(area, fake, tmp_path):
 
 def test_download_rejects_chunk_on_wrong_grid(area, fake, tmp_path):
     settings = fake.settings()
-    refs = refs_for(area, settings)
-    bad = refs[0].meta | {"transform": [300.0, 0.0, X0 + 300, 0.0, -300.0, Y1]}
-    refs[0] = type(refs[0])(**{**refs[0].__dict__, "meta": bad})
-    with pytest.raises(DownloadError, match="another grid") as info:
-        d3.download(refs, tmp_path, settings, creds=CREDS)
-    assert "/api/v1/process" in str(info.value)
-    assert not (tmp_path / refs[0].name).exists()  # refetched on the next run
+    hub.check_rejects_chunk_on_wrong_grid(d3.download, refs_for(area, settings), tmp_path, settings)
     assert not (tmp_path / s3.filename(DAY1)).exists()
 
 
@@ -590,23 +448,12 @@ def test_download_rejects_foreign_refs(tmp_path):
 
 def test_download_token_refused(area, httpserver, monkeypatch, tmp_path, caplog):
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-    caplog.set_level(logging.DEBUG)
-    httpserver.expect_request("/token", method="POST").respond_with_data(
-        f"invalid client credentials (secret={SECRET})", status=401, content_type="text/plain"
+    hub.check_download_token_refused(
+        lambda settings: d3.download(refs_for(area, settings), tmp_path, settings, creds=CREDS),
+        httpserver,
+        8,
+        caplog,
     )
-    settings = {
-        "base_url": httpserver.url_for("/").rstrip("/"),
-        "token_url": httpserver.url_for("/token"),
-        "max_pixels": 8,
-    }
-    with pytest.raises(AuthError) as info:
-        d3.download(refs_for(area, settings), tmp_path, settings, creds=CREDS)
-    message = str(info.value)
-    assert "HTTP 401" in message and httpserver.url_for("/token") in message
-    assert "SH_CLIENT_SECRET" in message and "invalid client credentials" not in message
-    _assert_no_secret(info.value, caplog)
-    assert [req.path for req, _ in httpserver.log] == ["/token"]
-    assert SECRET in httpserver.log[0][0].get_data(as_text=True)  # sent once, so it could leak
     assert not (tmp_path / ".chunks").exists()
 
 
@@ -629,27 +476,17 @@ def test_process_refusal_is_auth_error(area, httpserver, monkeypatch, tmp_path, 
     assert "SH_CLIENT_ID" in str(info.value) and "/api/v1/process" in str(info.value)
     process_calls = [req for req, _ in httpserver.log if req.path == "/api/v1/process"]
     assert len(process_calls) == 6  # each chunk tried once: a refusal is not retried
-    _assert_no_secret(info.value, caplog)
+    hub.assert_no_secret(info.value, caplog)
     assert TOKEN not in caplog.text and TOKEN not in str(info.value)
 
 
 def test_download_without_credentials(area, httpserver, no_credentials, tmp_path):
-    settings = {"base_url": httpserver.url_for("/").rstrip("/"), "max_pixels": 8}
-    with pytest.raises(MissingCredentials, match="SH_CLIENT_ID"):
-        d3.download(refs_for(area, settings), tmp_path / "s3", settings)
-    assert httpserver.log == []
-    assert not (tmp_path / "s3").exists()
-
-
-def _assert_no_secret(exc: BaseException, caplog: pytest.LogCaptureFixture) -> None:
-    """The secret is nowhere in the error, its cause/context chain, or any log record."""
-    assert exc.__cause__ is None and exc.__context__ is None
-    assert SECRET not in "".join(traceback.format_exception(exc))
-    assert SECRET not in repr(exc.args)
-    assert caplog.records, "expected debug records from the HTTP stack"
-    for record in caplog.records:
-        assert SECRET not in record.getMessage()
-    assert SECRET not in caplog.text
+    hub.check_download_needs_credentials(
+        lambda settings: d3.download(refs_for(area, settings), tmp_path / "s3", settings),
+        httpserver,
+        tmp_path / "s3",
+        8,
+    )
 
 
 # --- the download jobs ------------------------------------------------------------------------
@@ -722,7 +559,7 @@ def test_run_download_end_to_end(httpserver, monkeypatch, no_credentials):
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
     monkeypatch.setenv("SH_CLIENT_ID", "client-id")
     monkeypatch.setenv("SH_CLIENT_SECRET", SECRET)
-    fake = FakeSentinelHub(httpserver, days=["2023-07-01"])
+    fake = FakeSyn(httpserver, days=["2023-07-01"])
     service = {k: v for k, v in fake.settings().items() if k != "max_pixels"}
     cfg = validate_config({"regions": {"v": small_region(sentinel3=service)}})
     region = cfg["regions"]["v"]
@@ -798,7 +635,7 @@ def test_dry_run_plans_one_job_per_widened_day(tmp_path):
 
 
 def test_workflow_job_fetches_one_day(httpserver, no_credentials):
-    fake = FakeSentinelHub(httpserver, days=["2023-07-01"])
+    fake = FakeSyn(httpserver, days=["2023-07-01"])
     service = {k: v for k, v in fake.settings().items() if k != "max_pixels"}
     wd = no_credentials / "wd"
     (wd / "config").mkdir(parents=True)

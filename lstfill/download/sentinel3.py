@@ -4,8 +4,8 @@ The Sentinel Hub catalogue lists the days with SYN acquisitions over the region;
 then cuts each UTC day to a grid over the region's bbox in the region CRS at ``resolution`` m
 (edges snapped outward to multiples of it), one request per chunk of at most ``max_pixels`` per
 side. The chunks are fetched by the shared :class:`~lstfill.download.fetch.Fetcher` with the
-same OAuth client and bearer session as Sentinel-2 (:mod:`lstfill.download.sentinel2`, whose
-token handling, catalogue errors, grid and chunking this module reuses), assembled and written
+same OAuth client and bearer session as Sentinel-2 (token handling, catalogue errors, grid,
+chunking and the download loop are :mod:`lstfill.download.process_api`'s), assembled and written
 as one day file in the layout of :mod:`lstfill.sources.sentinel3`.
 
 Collection. CDSE's Sentinel Hub serves ``sentinel-3-synergy-l2`` (Process API data type and
@@ -44,49 +44,25 @@ and the processing units a day costs.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
-import shutil
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
-import requests
 from affine import Affine
-from sentinelhub import (
-    BBox,
-    DataCollection,
-    MimeType,
-    SentinelHubCatalog,
-    SentinelHubRequest,
-    SHConfig,
-)
+from sentinelhub import DataCollection, SHConfig
 from sentinelhub.data_collections import DataCollectionDefinition
-from sentinelhub.exceptions import DownloadFailedException
 
-from lstfill.download import sentinel2 as sh
-from lstfill.download.base import Area, AuthError, DownloadError, FileRef
+from lstfill.download import process_api as api
+from lstfill.download.base import Area, DownloadError, FileRef
 from lstfill.download.credentials import SentinelHubCredentials, sentinelhub_credentials
-from lstfill.download.fetch import Fetcher, public_url
-from lstfill.download.sentinel2 import (
-    CDSE_TOKEN_URL,
-    CDSE_URL,
-    CREDENTIAL_HINT,
-    POLICY,
-    PROVIDER,
-    _bbox,
-    _status,
-    authorized_session,
-    chunk_windows,
-    open_session,
-    res_grid,
-    sh_config,
-)
-from lstfill.grid import Grid
+from lstfill.download.fetch import Fetcher
+from lstfill.download.process_api import CDSE_TOKEN_URL, CDSE_URL, PROVIDER, res_grid
 from lstfill.sources import sentinel3 as s3
 
 COLLECTION_ID = "sentinel-3-synergy-l2"
@@ -127,17 +103,8 @@ log = logging.getLogger(__name__)
 def settings_with_defaults(settings: dict[str, Any] | None) -> dict[str, Any]:
     """`settings` over :data:`DEFAULTS`, with URLs without a trailing slash and values checked;
     ``bands`` (Sentinel-2-equivalent names) in :data:`lstfill.sources.sentinel3.BANDS` order."""
-    merged = {**DEFAULTS, **(settings or {})}
-    merged["base_url"] = str(merged["base_url"]).rstrip("/")
-    merged["token_url"] = str(merged["token_url"])
-    bands = [str(b).upper() for b in merged["bands"]]
-    unknown = sorted(set(bands) - set(s3.BANDS))
-    if unknown or not bands:
-        raise DownloadError(
-            f"{PROVIDER}: Sentinel-3 settings 'bands' must be a non-empty subset of "
-            f"{list(s3.BANDS)}, got {merged['bands']}; fix the config"
-        )
-    merged["bands"] = [b for b in s3.BANDS if b in bands]
+    merged = api.merged_settings(DEFAULTS, settings)
+    merged["bands"] = api.checked_bands(merged["bands"], list(s3.BANDS), "Sentinel-3 ")
     if not 1 <= int(merged["max_pixels"]) <= MAX_PROCESS_PIXELS:
         raise DownloadError(
             f"{PROVIDER}: Sentinel-3 settings 'max_pixels' must be 1..{MAX_PROCESS_PIXELS}, "
@@ -153,12 +120,12 @@ def settings_with_defaults(settings: dict[str, Any] | None) -> dict[str, Any]:
 
 def _service(cfg: dict[str, Any]) -> dict[str, Any]:
     """The part of the settings the shared Sentinel Hub helpers read."""
-    return {"base_url": cfg["base_url"], "token_url": cfg["token_url"]}
+    return api.service_settings(cfg)
 
 
 def collection(base_url: str) -> DataCollection:
     """The SYN L2 collection served by `base_url`, registered once per URL."""
-    return sh.collection(base_url, SYN_L2, COLLECTION_NAME)
+    return api.collection(base_url, SYN_L2, COLLECTION_NAME)
 
 
 def source_bands(bands: Sequence[str]) -> list[str]:
@@ -182,7 +149,7 @@ def search(
     (inclusive) on which the catalogue has SYN L2 data over `area`."""
     cfg = settings_with_defaults(settings)
     creds = creds or sentinelhub_credentials()
-    config = sh_config(creds, _service(cfg))
+    config = api.sh_config(creds, _service(cfg))
     days = acquisition_days(area, start, end, cfg, config)
     refs: list[FileRef] = []
     for day in days:
@@ -196,31 +163,14 @@ def acquisition_days(
 ) -> list[dt.date]:
     """The UTC days in `start`..`end` with SYN data over the area's bounds (catalogue
     ``distinct=date``, every page), sorted."""
-    catalog = SentinelHubCatalog(config=config)
-    # Our own session: token errors become AuthError, and no token is cached process-wide.
-    catalog.client.session = open_session(config)
-    url = f"{catalog.service_url}/search"
-    try:
-        found = list(
-            catalog.search(
-                collection(cfg["base_url"]),
-                bbox=_bbox(area.grid.bounds, area.grid.crs),
-                time=(start, end),
-                distinct="date",
-            )
-        )
-    except (DownloadFailedException, requests.RequestException) as exc:
-        status = _status(exc)
-        if status in (401, 403):
-            raise AuthError(
-                f"{PROVIDER}: {public_url(url)} refused the token (HTTP {status}); "
-                f"{CREDENTIAL_HINT}"
-            ) from None
-        reason = f"HTTP {status}" if status else type(exc).__name__
-        raise DownloadError(
-            f"{PROVIDER}: Sentinel-3 catalogue search at {public_url(url)} failed ({reason}); "
-            "check the settings and retry later"
-        ) from None
+    found = api.catalog_search(
+        config,
+        collection(cfg["base_url"]),
+        area.grid,
+        "Sentinel-3 ",
+        time=(start, end),
+        distinct="date",
+    )
     days = {day for entry in found if (day := _entry_day(entry)) is not None}
     return sorted(day for day in days if start <= day <= end)
 
@@ -286,34 +236,6 @@ def day_interval(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=1) - dt.timedelta(seconds=1)
 
 
-def process_payload(
-    config: SHConfig,
-    coll: DataCollection,
-    bands: Sequence[str],
-    bbox: BBox,
-    size: tuple[int, int],
-    day: dt.date,
-) -> tuple[str, dict[str, Any]]:
-    """(URL, JSON body) of one Process API request, as sentinelhub-py builds it."""
-    request = SentinelHubRequest(
-        evalscript=evalscript(bands),
-        input_data=[
-            SentinelHubRequest.input_data(
-                coll,
-                time_interval=day_interval(day),
-                mosaicking_order=MOSAICKING,
-                upsampling="NEAREST",
-            )
-        ],
-        responses=[SentinelHubRequest.output_response("default", MimeType.TIFF)],
-        bbox=bbox,
-        size=size,
-        config=config,
-    )
-    download = request.download_list[0]
-    return str(download.url), json.loads(json.dumps(download.post_values))
-
-
 def day_id(day: dt.date) -> str:
     return f"{day:%Y%m%d}"
 
@@ -323,47 +245,26 @@ def day_refs(area: Area, day: dt.date, settings: dict[str, Any], config: SHConfi
     cfg = settings_with_defaults(settings)
     coll = collection(cfg["base_url"])
     grid = res_grid(area.grid, cfg["resolution"])
-    return [
-        _chunk_ref(config, coll, day, grid, cfg["bands"], index, window)
-        for index, window in chunk_windows(*grid.shape, int(cfg["max_pixels"]))
-    ]
-
-
-def _chunk_ref(
-    config: SHConfig,
-    coll: DataCollection,
-    day: dt.date,
-    grid: Grid,
-    bands: list[str],
-    index: tuple[int, int],
-    window: tuple[int, int, int, int],
-) -> FileRef:
-    """The Process API request of one chunk of `grid`; `meta` says where it goes."""
-    r0, c0, h, w = window
-    x0, y1 = grid.transform @ (c0, r0)
-    x1, y0 = grid.transform @ (c0 + w, r0 + h)
-    bbox = _bbox((x0, y0, x1, y1), grid.crs)
-    url, body = process_payload(config, coll, bands, bbox, (w, h), day)
-    meta = {
-        "day": day_id(day),
-        "row": index[0],
-        "col": index[1],
-        "window": [r0, c0, h, w],
-        "bands": list(bands),
-        "res": grid.res[0],
-        "shape": list(grid.shape),
-        "transform": list(grid.transform)[:6],
-        "crs": grid.crs,
+    bands = list(cfg["bands"])
+    input_args = {
+        "time_interval": day_interval(day),
+        "mosaicking_order": MOSAICKING,
+        "upsampling": "NEAREST",
     }
-    return FileRef(
-        url=url,
-        name=f".chunks/{day_id(day)}/{index[0]}_{index[1]}.tif",
-        kind="geotiff",
-        method="POST",
-        json=body,
-        headers={"Accept": "image/tiff"},
-        meta=meta,
+    return api.chunk_refs(
+        config,
+        coll,
+        evalscript(bands),
+        input_args,
+        grid,
+        int(cfg["max_pixels"]),
+        partial(_chunk_name, day_id(day)),
+        {"day": day_id(day), "bands": bands, "res": grid.res[0]},
     )
+
+
+def _chunk_name(day: str, index: tuple[int, int]) -> str:
+    return f"{api.CHUNKS}/{day}/{index[0]}_{index[1]}.tif"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,37 +286,17 @@ def download(
     without any clear pixel are skipped with a warning. Returns the day files.
     """
     cfg = settings_with_defaults(settings)
-    dest = Path(dest)
-    groups = _by_day(refs)
-    todo = {d: group for d, group in groups.items() if not _complete(_day_path(dest, d), group)}
-    if todo and fetcher is None:
-        creds = creds or sentinelhub_credentials()
-        session = authorized_session(creds, _service(cfg))
-        fetcher = Fetcher(PROVIDER, session=session, policy=POLICY, credential_hint=CREDENTIAL_HINT)
-    paths = []
-    for day, group in groups.items():
-        if day not in todo:
-            log.info("%s: Sentinel-3 %s is already complete", PROVIDER, day)
-            paths.append(_day_path(dest, day))
-            continue
-        assert fetcher is not None
-        fetcher.fetch_all(group, dest)
-        path = assemble_day(dest, day, group)
-        shutil.rmtree(dest / ".chunks" / day, ignore_errors=True)
-        if path is not None:
-            paths.append(path)
-    _remove_if_empty(dest / ".chunks")
-    return paths
-
-
-def _by_day(refs: Sequence[FileRef]) -> dict[str, list[FileRef]]:
-    """The refs grouped by day ("YYYYMMDD"), in order of first appearance."""
-    groups: dict[str, list[FileRef]] = {}
-    for ref in refs:
-        if not ref.meta or "day" not in ref.meta:
-            raise DownloadError(f"{PROVIDER}: {ref.name} is not a Sentinel-3 chunk request")
-        groups.setdefault(ref.meta["day"], []).append(ref)
-    return groups
+    return api.download_groups(
+        api.group_refs(refs, "day", "Sentinel-3"),
+        Path(dest),
+        target=_day_path,
+        complete=_complete,
+        assemble=assemble_day,
+        session=lambda creds: api.authorized_session(creds, _service(cfg)),
+        creds=creds,
+        fetcher=fetcher,
+        what="Sentinel-3 ",
+    )
 
 
 def _day_path(dest: Path, day: str) -> Path:
@@ -436,43 +317,12 @@ def _complete(path: Path, refs: Sequence[FileRef]) -> bool:
         return False
 
 
-def _read_chunk(path: Path, ref: FileRef) -> np.ndarray:
-    """Every band of a fetched chunk, after checking it is on the requested grid.
-
-    A chunk on another grid is deleted (the fetcher would otherwise keep it as complete).
-    """
-    meta = ref.meta or {}
-    r0, c0, h, w = meta["window"]
-    count = len(meta["bands"]) + 1
-    expected = Affine(*meta["transform"]) @ Affine.translation(c0, r0)
-    with rasterio.open(path) as src:
-        problem = None
-        if (src.height, src.width) != (h, w) or src.count != count:
-            problem = (
-                f"{src.count} band(s) of {src.height}x{src.width} px, expected {count} of {h}x{w}"
-            )
-        elif not src.transform.almost_equals(expected, precision=1e-6 * abs(expected.a)):
-            problem = f"another grid ({tuple(src.transform)[:6]}, expected {tuple(expected)[:6]})"
-        data = None if problem else src.read()
-    if data is None:
-        path.unlink(missing_ok=True)
-        raise DownloadError(
-            f"{PROVIDER}: {public_url(ref.url)} answered {path.name} with {problem}; the chunk was "
-            "deleted: run again, and report it if it persists"
-        )
-    return data
-
-
 def assemble_day(dest: Path, day: str, refs: Sequence[FileRef]) -> Path | None:
     """Write the day file from its fetched chunks; None (and nothing written) when no pixel is
     clear."""
     meta = refs[0].meta or {}
     bands = list(meta["bands"])
-    height, width = meta["shape"]
-    stack = np.zeros((len(bands) + 1, height, width), dtype=np.uint16)
-    for ref in refs:
-        r0, c0, h, w = ref.meta["window"]  # type: ignore[index]
-        stack[:, r0 : r0 + h, c0 : c0 + w] = _read_chunk(dest / ref.name, ref)
+    stack = api.mosaic(dest, refs, len(bands) + 1)
     clear = stack[-1] > 0
     if not clear.any():
         log.warning("%s: Sentinel-3 %s has no clear pixel over the region; skipped", PROVIDER, day)
@@ -493,8 +343,3 @@ def assemble_day(dest: Path, day: str, refs: Sequence[FileRef]) -> Path | None:
     )
     log.info("%s: wrote %s", PROVIDER, path)
     return path
-
-
-def _remove_if_empty(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        folder.rmdir()
