@@ -107,10 +107,16 @@ def write_cog(
     tags: dict[str, Any] | None = None,
     band_names: list[str] | None = None,
     band_tags: list[dict[str, Any]] | None = None,
+    *,
+    overview_resampling: str | None = None,
+    threads: int = 1,
 ) -> Path:
     """Write a 2-D or (band, y, x) array as a Cloud-Optimised GeoTIFF, atomically.
 
-    Tiled, deflate-compressed, with internal overviews, via GDAL's COG driver.
+    Tiled, deflate-compressed (with the floating-point predictor for float data), with internal
+    overviews, via GDAL's COG driver. `overview_resampling` is the COG driver's
+    OVERVIEW_RESAMPLING (GDAL's default when None: cubic for continuous data); `threads` the
+    driver's compression and overview threads.
     """
     arr = np.asarray(data)
     if arr.ndim == 2:
@@ -141,19 +147,32 @@ def write_cog(
                     if band_tags and band_tags[i]:
                         dst.update_tags(i + 1, **{k: str(v) for k, v in band_tags[i].items()})
             with rasterio.open(mem_path) as src:
-                blocksize = 256 if min(height, width) >= 256 else 128
-                rasterio.shutil.copy(
-                    src,
-                    tmp,
-                    driver="COG",
-                    COMPRESS="DEFLATE",
-                    BLOCKSIZE=blocksize,
-                    OVERVIEWS="AUTO",
-                )
+                options = cog_options(arr.dtype, (height, width), overview_resampling, threads)
+                rasterio.shutil.copy(src, tmp, driver="COG", **options)
         finally:
             if mem_path.exists():
                 mem_path.unlink()
     return path
+
+
+def cog_options(
+    dtype: Any,
+    shape: tuple[int, int],
+    overview_resampling: str | None = None,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """GDAL COG driver options of lstfill's products (see :func:`write_cog`)."""
+    options: dict[str, Any] = {
+        "COMPRESS": "DEFLATE",
+        "BLOCKSIZE": 256 if min(shape) >= 256 else 128,
+        "OVERVIEWS": "AUTO",
+        "NUM_THREADS": max(1, int(threads)),
+    }
+    if np.issubdtype(np.dtype(dtype), np.floating):
+        options["PREDICTOR"] = "YES"  # 3, floating point, for float data
+    if overview_resampling:
+        options["OVERVIEW_RESAMPLING"] = overview_resampling.upper()
+    return options
 
 
 def json_ready(obj: Any) -> Any:

@@ -41,6 +41,7 @@ from scipy import ndimage
 FLAG_NO_FINE = 1  # no fine acquisition has weight here: the product is NaN
 FLAG_NO_COARSE = 2  # no coarse observation in the window: the product is NaN
 FLAG_COARSE_NEAREST = 4  # a coarse value was taken from the nearest date (one side only)
+BLOCK_PIXELS = 1_500_000  # fine pixels per block by default (a few arrays of 6 MB each)
 FLAGS = {
     FLAG_NO_FINE: "no fine acquisition with weight (NaN)",
     FLAG_NO_COARSE: "no coarse observation within the window (NaN)",
@@ -277,9 +278,13 @@ def block_count(mask: np.ndarray, ratio: int) -> np.ndarray:
     """Per coarse pixel, the number of True fine pixels in its block (partial edge blocks too)."""
     h, w = mask.shape
     ch, cw = coarse_shape((h, w), ratio)
-    padded = np.zeros((ch * ratio, cw * ratio), dtype=np.int32)
-    padded[:h, :w] = mask
-    return padded.reshape(ch, ratio, cw, ratio).sum(axis=(1, 3))
+    m = np.asarray(mask, dtype=np.uint8)
+    if (h, w) != (ch * ratio, cw * ratio):
+        padded = np.zeros((ch * ratio, cw * ratio), dtype=np.uint8)
+        padded[:h, :w] = m
+        m = padded
+    rows = m.reshape(ch, ratio, cw * ratio).sum(axis=1, dtype=np.int32)
+    return rows.reshape(ch, cw, ratio).sum(axis=2)
 
 
 def masked_share(scene: FineScene, fine_shape: tuple[int, int], ratio: int, block_rows: int):
@@ -437,41 +442,44 @@ def plan_day(
 
 
 def fuse_block(plan: _Plan, rows: slice, width: int, ratio: int) -> dict[str, np.ndarray]:
-    """EFAST for one block of fine rows: fused bands, weight, days_to_fine and flag."""
+    """EFAST for one block of fine rows: fused bands, weight, days_to_fine and flag.
+
+    Accumulates in place in float32 (one scratch array), so a block costs a few arrays of its
+    own size whatever the number of scenes."""
     cshape = plan.lr_p.shape[1:]
     up = Upsampler.for_block(rows, width, cshape, ratio)
     h = rows.stop - rows.start
     bands = plan.lr_p.shape[0]
     acc = np.zeros((bands, h, width), dtype=np.float32)
     wsum = np.zeros((bands, h, width), dtype=np.float32)
+    scratch = np.empty((bands, h, width), dtype=np.float32)
     weight = np.zeros((h, width), dtype=np.float32)
     nearest_day = np.full((h, width), np.inf, dtype=np.float32)
     for i, scene in enumerate(plan.scenes):
-        w = up(plan.norm[i])
-        if not w.any():
+        if not plan.norm[i].any():
             continue
+        w = up(plan.norm[i])
         valid = np.asarray(scene.valid(rows), dtype=bool) & (w > 0)
-        residual = scene.values(rows) - up.masked(plan.lr_i[i])
-        ok = valid & np.isfinite(residual)
-        wb = np.where(ok, w, 0.0)
-        acc += wb * np.where(ok, residual, 0.0)
-        wsum += wb
-        weight += np.where(valid, up(plan.raw[i]), 0.0)
-        nearest_day = np.where(valid, np.minimum(nearest_day, abs(plan.offsets[i])), nearest_day)
+        np.subtract(scene.values(rows), up.masked(plan.lr_i[i]), out=scratch)
+        ok = np.isfinite(scratch)
+        ok &= valid
+        np.multiply(scratch, w, out=scratch)
+        np.add(acc, scratch, out=acc, where=ok)
+        np.add(wsum, w, out=wsum, where=ok)
+        np.add(weight, up(plan.raw[i]), out=weight, where=valid)
+        np.minimum(nearest_day, np.float32(abs(plan.offsets[i])), out=nearest_day, where=valid)
     lr_p = up.masked(plan.lr_p)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fused = np.where(wsum > 0, lr_p + acc / np.where(wsum > 0, wsum, 1), np.nan)
+    has = wsum > 0
+    fused = np.full((bands, h, width), np.nan, dtype=np.float32)
+    np.divide(acc, wsum, out=fused, where=has)
+    np.add(fused, lr_p, out=fused, where=has)
     coarse_flag = plan.coarse_flag[rows.start // ratio : (rows.stop - 1) // ratio + 1]
-    flag = np.repeat(np.repeat(coarse_flag, ratio, axis=0), ratio, axis=1)
-    flag = flag[rows.start % ratio : rows.start % ratio + h, :width].copy()
-    flag |= np.where((wsum == 0).all(axis=0), FLAG_NO_FINE, 0).astype(np.uint8)
-    flag |= np.where(np.isnan(lr_p).all(axis=0), FLAG_NO_COARSE, 0).astype(np.uint8)
-    return {
-        "fused": fused.astype(np.float32),
-        "weight": weight,
-        "days_to_fine": np.where(np.isfinite(nearest_day), nearest_day, np.nan),
-        "flag": flag,
-    }
+    flag = np.repeat(np.repeat(coarse_flag, ratio, axis=1)[:, :width], ratio, axis=0)
+    flag = flag[rows.start % ratio : rows.start % ratio + h].copy()
+    flag[~has.any(axis=0)] |= FLAG_NO_FINE
+    flag[np.isnan(lr_p).all(axis=0)] |= FLAG_NO_COARSE
+    nearest_day[np.isinf(nearest_day)] = np.nan
+    return {"fused": fused, "weight": weight, "days_to_fine": nearest_day, "flag": flag}
 
 
 def fuse(
@@ -487,14 +495,15 @@ def fuse(
 ) -> FusionResult | FusionInfo:
     """Fuse `day` on the fine grid of shape `fine_shape` (see the module docstring).
 
-    Fine rows are processed in blocks of `block_rows` (a multiple of the ratio; default about
-    512), `threads` at a time (NumPy releases the GIL). Without `sink` the whole day is returned
+    Fine rows are processed in blocks of `block_rows` (a multiple of the ratio; by default
+    about :data:`BLOCK_PIXELS` fine pixels, so memory does not grow with the tile's width),
+    `threads` at a time (NumPy releases the GIL). Without `sink` the whole day is returned
     as a FusionResult; with it, each block is handed to ``sink(rows, arrays)`` as it is done and
     only the FusionInfo is returned, so memory stays bounded by the block size.
     """
     ratio = settings.ratio
     if block_rows is None:
-        block_rows = max(1, 512 // ratio) * ratio
+        block_rows = max(1, BLOCK_PIXELS // max(fine_shape[1], 1) // ratio) * ratio
     block_rows = max(ratio, block_rows // ratio * ratio)
     plan, info = plan_day(scenes, coarse, day, fine_shape, settings, block_rows)
     h, w = fine_shape

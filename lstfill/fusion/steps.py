@@ -177,6 +177,7 @@ def fuse_day(
         nodata=float("nan"),
         tags=product_tags(result, inp.lacking, inp.source),
         band_names=[*inp.names, *PRODUCT_EXTRA],
+        overview_resampling="nearest",  # one resampling for all bands: the flag band's
     )
 
 
