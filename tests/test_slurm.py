@@ -34,7 +34,9 @@ from conftest import ROOT, tiny_workdir
 REASON = slurm_cluster.unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no local SLURM: {REASON}")
 
-GPU_JOB = re.compile(r"(^|_)(train|predict|evaluate)(_|$)")  # the model rules and their groups
+# the model rules (train_gapfill, predict_superres, ...) and their groups; the fusion rules
+# (fusion_predict, fusion_evaluate: NumPy, no model) stay on the CPU partition
+GPU_JOB = re.compile(r"(^|_)(train|predict|evaluate)_(gapfill|superres|downscale)(_|$)")
 
 
 def edited_profile(dest: Path, cluster: slurm_cluster.SlurmCluster) -> Path:
