@@ -129,9 +129,7 @@ def cube_s2_grids(wildcards):
     if config["prepare"]["sentinel2"]["source"] == "fused":
         return [FUSION_PRODUCT.format(region=wildcards.region, day=f"{time:%Y%m%d}")]
     window = config["prepare"]["sentinel2"]["window_days"]
-    return expand(
-        S2_GRID, region=wildcards.region, scene=s2_scenes_near(inv, time, window)
-    )
+    return expand(S2_GRID, region=wildcards.region, scene=s2_scenes_near(inv, time, window))
 
 
 def cube_inca_files(wildcards):
@@ -156,31 +154,23 @@ def modis_granules(wildcards):
 
 
 def region_sr_scenes(wildcards):
-    return expand(
-        SR_SCENE, region=wildcards.region, day=region_modis_days(wildcards.region)
-    )
+    return expand(SR_SCENE, region=wildcards.region, day=region_modis_days(wildcards.region))
 
 
 def region_sr_truth(wildcards):
     """The demo's fine truth of every MODIS day (only the demo source has one)."""
-    return expand(
-        SR_TRUTH, region=wildcards.region, day=region_modis_days(wildcards.region)
-    )
+    return expand(SR_TRUTH, region=wildcards.region, day=region_modis_days(wildcards.region))
 
 
 def fusion_coarse_files(wildcards):
     """The raw files of the region's coarse series (fusion.coarse)."""
-    return fusion_targets.coarse_files(
-        region_inventory(wildcards), config["fusion"]["coarse"]
-    )
+    return fusion_targets.coarse_files(region_inventory(wildcards), config["fusion"]["coarse"])
 
 
 def fusion_day_s2_grids(wildcards):
     """The S2 grids of the scenes within fusion.max_days of the {day} wildcard."""
     inv = region_inventory(wildcards)
-    scenes = fusion_targets.scenes_for_day(
-        inv, wildcards.day, config["fusion"]["max_days"]
-    )
+    scenes = fusion_targets.scenes_for_day(inv, wildcards.day, config["fusion"]["max_days"])
     return expand(S2_GRID, region=wildcards.region, scene=scenes)
 
 
@@ -206,9 +196,7 @@ def fusion_period(wildcards):
 
 
 def sr_models(wildcards):
-    return expand(
-        SR_MODEL, region=wildcards.region, variant=list(config["superres"]["variants"])
-    )
+    return expand(SR_MODEL, region=wildcards.region, variant=list(config["superres"]["variants"]))
 
 
 def downscale_region(wildcards):
@@ -254,9 +242,7 @@ def downscale_days(region):
 
 def downscale_models(wildcards):
     kinds = config["downscale"]["split"]["kinds"]
-    return {
-        kind: DS_MODEL.format(region=wildcards.region, split=kind) for kind in kinds
-    }
+    return {kind: DS_MODEL.format(region=wildcards.region, split=kind) for kind in kinds}
 
 
 def all_targets(wildcards):
@@ -270,9 +256,7 @@ def all_targets(wildcards):
         dates = acquisitions(region)
         targets += expand([CUBE_TABLE, CUBE_FIGURE], region=region)
         targets += expand(QUICKLOOK, region=region, date=dates)
-        targets += expand(
-            [GAPFILL_METRICS, GAPFILL_FIGURE, GAPFILL_CURVE], region=region
-        )
+        targets += expand([GAPFILL_METRICS, GAPFILL_FIGURE, GAPFILL_CURVE], region=region)
         targets += expand(GAPFILL_PRODUCT, region=region, date=dates)
         days = region_modis_days(region)
         if days:
@@ -282,9 +266,7 @@ def all_targets(wildcards):
             if config["regions"][region]["source"] == "demo":
                 targets += expand([SR_METRICS, SR_FIGURE], region=region)
         inv = read_inventory(inventory_of(region))
-        if inv["sentinel2"] and fusion_targets.coarse_files(
-            inv, config["fusion"]["coarse"]
-        ):
+        if inv["sentinel2"] and fusion_targets.coarse_files(inv, config["fusion"]["coarse"]):
             fusion_days = fusion_targets.fusion_days(config["regions"][region])
             targets += expand([FUSION_METRICS, FUSION_FIGURE], region=region)
             targets += expand(FUSION_PRODUCT, region=region, day=fusion_days)
@@ -320,9 +302,7 @@ def acquire_settings(wildcards):
     a demo region (so editing another region setting does not resynthesise the raw files).
     """
     region = region_config(wildcards)
-    keys = {"source", "start", "end", "grid"} | (
-        {"demo"} if region["source"] == "demo" else set()
-    )
+    keys = {"source", "start", "end", "grid"} | ({"demo"} if region["source"] == "demo" else set())
     return {k: v for k, v in region.items() if k in keys}
 
 

@@ -59,9 +59,9 @@ rule fusion_predict:
         runtime=20,
     params:
         fusion=subconfig("fusion", *FUSION_METHOD_KEYS),
-        sentinel2=subconfig(
-            "prepare", "sentinel2.bands", "sentinel2.min_clear_subpixels"
-        )["sentinel2"],
+        sentinel2=subconfig("prepare", "sentinel2.bands", "sentinel2.min_clear_subpixels")[
+            "sentinel2"
+        ],
     script:
         "../workflow_scripts/fusion_predict.py"
 
@@ -93,9 +93,9 @@ rule fusion_evaluate:
         runtime=30,
     params:
         fusion=subconfig("fusion", *FUSION_METHOD_KEYS, "evaluation"),
-        sentinel2=subconfig(
-            "prepare", "sentinel2.bands", "sentinel2.min_clear_subpixels"
-        )["sentinel2"],
+        sentinel2=subconfig("prepare", "sentinel2.bands", "sentinel2.min_clear_subpixels")[
+            "sentinel2"
+        ],
         period=fusion_period,
     script:
         "../workflow_scripts/fusion_evaluate.py"
