@@ -232,3 +232,17 @@ def test_baselines_by_hand():
     # nearest scene plus the coarse change since its day (0.1 -> 0.18 by day 4; 0.3 -> 0.18)
     assert off[1, 1] == pytest.approx(0.2 + 0.08) and off[0, 0] == pytest.approx(0.6 - 0.12)
     assert baselines.coarse(scenes, coarse, day, settings)[0] == pytest.approx(np.full(shape, 0.18))
+
+
+def test_a_second_scene_of_the_withheld_day_is_withheld_too(fine):
+    """Two tiles (or spacecraft) of one day: scoring one from the other would be a leak."""
+    from lstfill.fusion.evaluate import withheld_protocol
+
+    settings = plain()
+    scenes = [ArrayScene(0.0, fine), ArrayScene(0.0, fine), ArrayScene(10.0, fine + 0.1)]
+    coarse = series(fine, range(-5, 16))
+    out = withheld_protocol(scenes, coarse, settings, ["ndvi"], [0])
+    (record,) = out["targets"].values()
+    assert record["inputs"] == 1
+    # the other same-day scene would have given a perfect score; day 10 is 0.1 off
+    assert out["bands"]["ndvi"]["baseline_nearest"]["rmse"] == pytest.approx(0.1, abs=1e-5)

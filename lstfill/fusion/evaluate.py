@@ -1,8 +1,9 @@
 """The fusion job's evaluation: withheld Sentinel-2 scenes, scored for every method on the same
 pixels (seed 002's gap validation, done by date).
 
-- ``withheld``: each test scene (at least ``min_clear`` observed) is removed from the inputs and
-  its day is fused from every other scene and the whole coarse series;
+- ``withheld``: each test scene (at least ``min_clear`` observed) is removed from the inputs,
+  with any other scene of its day, and its day is fused from every other scene and the whole
+  coarse series;
 - ``gap``: every scene within ``gap_days / 2`` of the test day is removed as well (seed 002's
   green-up gap experiment);
 - ``truth`` (demo only): the operational product of every day (all scenes in) against the
@@ -123,10 +124,12 @@ def withheld_protocol(
     for i in targets:
         target = scenes[i]
         half = gap_days / 2 if gap_days else 0.0
+        # every scene of the test day goes (a second tile or spacecraft of the same day is
+        # nearly the same observation), and with gap_days every scene within half of it
         inputs = [
             s
             for j, s in enumerate(scenes)
-            if j != i and (gap_days is None or abs(s.day - target.day) > half)
+            if j != i and s.day != target.day and abs(s.day - target.day) > half
         ]
         if not inputs:
             log.warning("no fine scene left to predict day %s; skipped", target.day)
