@@ -60,12 +60,14 @@ def predict_all(
     day: float,
     settings: EfastSettings,
     lacking: Sequence[int] = (),
+    fused: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Every method's (bands, rows, cols) prediction of `day` from the same inputs; the coarse
-    baseline is NaN for the variables the coarse sensor lacks."""
-    shape = inputs[0].data.shape[1:]
-    result = fuse(inputs, coarse, day, shape, settings)
-    preds = {MODEL: result.fused}
+    baseline is NaN for the variables the coarse sensor lacks. `fused`: EFAST's prediction from
+    these inputs when it is already at hand."""
+    if fused is None:
+        fused = fuse(inputs, coarse, day, inputs[0].data.shape[1:], settings).fused
+    preds = {MODEL: fused}
     for name, method in BASELINES.items():
         preds[name] = method(inputs, coarse, day, settings)
     preds["baseline_coarse"][list(lacking)] = np.nan
@@ -164,20 +166,33 @@ def first_variable(
     return one, CoarseSeries(coarse.days, coarse.values[:, :1])
 
 
+def daily_fused(
+    scenes: Sequence[ArrayScene], coarse: CoarseSeries, settings: EfastSettings, days
+) -> dict[float, np.ndarray]:
+    """EFAST's first variable (NDVI, as (1, rows, cols)) on each day with every scene in: the
+    operational product, which the truth protocol scores and the figure draws."""
+    scenes, coarse = first_variable(scenes, coarse)
+    shape = scenes[0].data.shape[1:]
+    return {float(d): fuse(scenes, coarse, float(d), shape, settings).fused for d in days}
+
+
 def truth_protocol(
     scenes: Sequence[ArrayScene],
     coarse: CoarseSeries,
     settings: EfastSettings,
     truth: Mapping[float, np.ndarray],
     lacking: Sequence[int] = (),
+    daily: Mapping[float, np.ndarray] | None = None,
 ) -> dict:
     """NDVI of every method on each truth day (all scenes as inputs) against the truth, mean
-    over days, on the pixels where every method has a value."""
+    over days, on the pixels where every method has a value; EFAST's from `daily` where it
+    holds the day (:func:`daily_fused`)."""
     records: dict[str, list[dict[str, float]]] = {}
     scenes, coarse = first_variable(scenes, coarse)
     lacking = [i for i in lacking if i == 0]
+    daily = daily or {}
     for day, ref in sorted(truth.items()):
-        preds = predict_all(scenes, coarse, day, settings, lacking)
+        preds = predict_all(scenes, coarse, day, settings, lacking, daily.get(day))
         common = np.isfinite(ref)
         for p in preds.values():
             common &= np.isfinite(p[0])
@@ -197,8 +212,10 @@ def evaluate(
     period: tuple[float, float] | None = None,
     lacking: Sequence[int] = (),
     truth: Mapping[float, np.ndarray] | None = None,
+    daily: Mapping[float, np.ndarray] | None = None,
 ) -> dict:
-    """The fusion job's metrics: ``methods`` (NDVI, withheld protocol) plus every protocol."""
+    """The fusion job's metrics: ``methods`` (NDVI, withheld protocol) plus every protocol
+    (`daily`: the operational NDVI of the truth days, if already fused)."""
     targets = withheld_targets(scenes, min_clear, period)
     if not targets:
         raise ValueError(
@@ -215,5 +232,5 @@ def evaluate(
         "variable": names[0],
     }
     if truth:
-        out["protocols"]["truth"] = truth_protocol(scenes, coarse, settings, truth, lacking)
+        out["protocols"]["truth"] = truth_protocol(scenes, coarse, settings, truth, lacking, daily)
     return out

@@ -35,10 +35,12 @@ def evaluation_figure(
     coarse: CoarseSeries,
     settings: EfastSettings,
     metrics: dict,
-    period: tuple[float, float],
+    daily: Mapping[float, np.ndarray],
     out_png: str | Path,
     truth: Mapping[float, np.ndarray] | None = None,
 ) -> Path:
+    """The figure; `daily` is the operational NDVI of every day of the period
+    (:func:`lstfill.fusion.evaluate.daily_fused`)."""
     plt = pyplot()
     scenes, coarse = first_variable(scenes, coarse)
     i = _example(scenes, metrics)
@@ -49,14 +51,10 @@ def evaluation_figure(
     assert isinstance(fused, FusionResult)
     near = nearest(inputs, coarse, target.day, settings)
     obs = np.where(target.mask, target.data[0], np.nan)
-    days = np.arange(period[0], period[1] + 1)
+    days = np.array(sorted(daily))
+    period = (days[0], days[-1])
     pixels = _pixels(target.mask)
-    daily = []
-    for d in days:
-        result = fuse(scenes, coarse, float(d), shape, settings)
-        assert isinstance(result, FusionResult)
-        daily.append([result.fused[0][r, c] for r, c in pixels])
-    daily = np.array(daily)
+    series = np.array([[daily[d][0][r, c] for r, c in pixels] for d in days])
 
     fig = plt.figure(figsize=(15, 8.5), constrained_layout=True)
     grid = fig.add_gridspec(2, 4)
@@ -82,7 +80,7 @@ def evaluation_figure(
     colors = ("tab:blue", "tab:orange", "tab:green")
     for k, ((r, c), (cr, cc)) in enumerate(zip(pixels, rc, strict=True)):
         color = colors[k]
-        ax.plot(days, daily[:, k], "-", color=color, lw=1.5, label=f"fused, pixel {k + 1}")
+        ax.plot(days, series[:, k], "-", color=color, lw=1.5, label=f"fused, pixel {k + 1}")
         ax.plot(
             coarse.days,
             coarse.values[:, 0, cr, cc],

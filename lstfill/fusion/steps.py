@@ -212,6 +212,9 @@ def evaluate(
     span = tuple(day_number(dt.date.fromisoformat(d)) for d in period)
     lacking_idx = [inp.names.index(n) for n in inp.lacking]
     truth = read_truth(truth_paths) if truth_paths else None
+    daily = protocol.daily_fused(
+        inp.scenes, inp.series, inp.settings, np.arange(span[0], span[1] + 1)
+    )
     ev = fusion["evaluation"]
     metrics = protocol.evaluate(
         inp.scenes,
@@ -223,6 +226,7 @@ def evaluate(
         period=span,  # type: ignore[arg-type]
         lacking=lacking_idx,
         truth=truth,
+        daily=daily,
     )
     metrics["coarse_source"] = inp.source
     for name, row in metrics["methods"].items():
@@ -235,8 +239,8 @@ def evaluate(
         inp.series,
         inp.settings,
         metrics,
-        span,
+        daily,
         figure_path,
-        truth,  # type: ignore[arg-type]
+        truth,
     )
     return Path(metrics_path)
