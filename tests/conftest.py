@@ -1,11 +1,13 @@
 """Fixtures shared by the tests: credential isolation and recorded responses for the downloaders,
 and the tiny demo region run once per session for the workflow tests."""
 
+import importlib.util
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import responses
@@ -51,6 +53,15 @@ def rsps():
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / "tests/fixtures/tiny.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """A script of benchmarks/ imported as a module, so a test can call its functions."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> str:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from conftest import load_benchmark
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 R = 4
 SIZE = 24  # fine pixels per side; the coarse grid is 6 x 6
 FINE_T = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4600000.0)
@@ -24,16 +22,8 @@ NAMES = ["model_efast", "baseline_nearest", "baseline_linear", "baseline_offset"
 METRICS = {"rmse", "mae", "bias", "r2", "nse", "ssim", "n"}
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-real = _load("fusion_real")
-speed = _load("fusion_speed")
+real = load_benchmark("fusion_real")
+speed = load_benchmark("fusion_speed")
 
 
 def _write(path: Path, data: np.ndarray, transform: Affine) -> None:

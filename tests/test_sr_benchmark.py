@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from conftest import load_benchmark
 from rasterio.crs import CRS
 from rasterio.warp import Resampling, reproject, transform_bounds
 from scipy import ndimage
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sr_modis_aster.py"
 SINU = CRS.from_string("+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs")
 UTM = CRS.from_epsg(32631)
 COARSE = 926.625
@@ -27,15 +25,7 @@ IDS = (0, 5, 7)
 N = 16  # coarse pixels per side
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("sr_modis_aster", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_script()
+bench = load_benchmark("sr_modis_aster")
 
 
 def _write(path: Path, data: np.ndarray, transform: Affine, crs: CRS) -> None:
