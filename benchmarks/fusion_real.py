@@ -40,9 +40,10 @@ import rasterio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lstfill.fusion.baselines import BASELINES  # noqa: E402
+from lstfill.fusion.coarse import CoarseSeries  # noqa: E402
 from lstfill.fusion.evaluate import METRICS, MODEL, withheld_protocol  # noqa: E402
 from lstfill.fusion.inputs import FineInput, day_number  # noqa: E402
-from lstfill.fusion.method import CoarseSeries, EfastSettings, coarse_shape  # noqa: E402
+from lstfill.fusion.method import EfastSettings, coarse_shape  # noqa: E402
 from lstfill.io import write_json  # noqa: E402
 
 BAND = "ndvi"

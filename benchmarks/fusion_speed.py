@@ -341,7 +341,8 @@ def timed(manifest: dict[str, Any], out_dir: Path, args: argparse.Namespace) -> 
     from rasterio.windows import Window
 
     from lstfill.fusion import method
-    from lstfill.fusion.method import CoarseSeries, EfastSettings
+    from lstfill.fusion.coarse import CoarseSeries
+    from lstfill.fusion.method import EfastSettings
     from lstfill.io import cog_options
 
     stages = Stages()

@@ -1,4 +1,4 @@
-"""EFAST (lstfill.fusion.method) and the fusion baselines on small arrays, values by hand."""
+"""EFAST (lstfill.fusion.method, .coarse) and the fusion baselines on small arrays, by hand."""
 
 from __future__ import annotations
 
@@ -8,21 +8,18 @@ import numpy as np
 import pytest
 
 from lstfill.fusion import baselines
+from lstfill.fusion.coarse import CoarseSeries, composite_series, interpolate_series, smooth
 from lstfill.fusion.method import (
     FLAG_COARSE_NEAREST,
     FLAG_NO_COARSE,
     FLAG_NO_FINE,
     ArrayScene,
-    CoarseSeries,
     EfastSettings,
     Upsampler,
     acquisition_weights,
     cloud_distance,
-    composite_series,
     fuse,
-    interpolate_series,
     masked_share,
-    smooth,
 )
 
 R = 4  # fine pixels per coarse pixel

@@ -8,7 +8,7 @@
   both coarse values upsampled bilinearly (the simplest temporal-change fusion);
 - ``baseline_coarse``: the coarse value of the day, upsampled bilinearly.
 
-The coarse values are the method's own (:func:`lstfill.fusion.method.coarse_at`: composited and
+The coarse values are the method's own (:func:`lstfill.fusion.coarse.coarse_at`: composited and
 smoothed as the settings say), so the offset and coarse baselines get the same coarse care as
 EFAST. Fine scenes are small enough here (evaluation grids) to be held as arrays.
 """
@@ -19,14 +19,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from lstfill.fusion.method import (
-    ArrayScene,
-    CoarseSeries,
-    EfastSettings,
-    Upsampler,
-    coarse_at,
-    interpolate_series,
-)
+from lstfill.fusion.coarse import CoarseSeries, coarse_at, interpolate_series
+from lstfill.fusion.method import ArrayScene, EfastSettings, Upsampler
 
 
 def _stack(scenes: Sequence[ArrayScene]) -> tuple[np.ndarray, np.ndarray]:

@@ -24,7 +24,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from lstfill.fusion.baselines import BASELINES
-from lstfill.fusion.method import ArrayScene, CoarseSeries, EfastSettings, fuse
+from lstfill.fusion.coarse import CoarseSeries
+from lstfill.fusion.method import ArrayScene, EfastSettings, fuse
 from lstfill.superres.quality import ssim
 
 log = logging.getLogger(__name__)

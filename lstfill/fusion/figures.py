@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from lstfill.fusion.baselines import nearest
+from lstfill.fusion.coarse import CoarseSeries
 from lstfill.fusion.evaluate import first_variable
 from lstfill.fusion.inputs import number_day
-from lstfill.fusion.method import ArrayScene, CoarseSeries, EfastSettings, FusionResult, fuse
+from lstfill.fusion.method import ArrayScene, EfastSettings, FusionResult, fuse
 from lstfill.io import atomic_output
 from lstfill.plotting import pyplot
 

@@ -22,7 +22,8 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from lstfill.errors import ConfigError, InputError
-from lstfill.fusion.method import ArrayScene, CoarseSeries
+from lstfill.fusion.coarse import CoarseSeries
+from lstfill.fusion.method import ArrayScene
 from lstfill.grid import Grid
 from lstfill.indices import normalised_difference
 from lstfill.io import load_netcdf

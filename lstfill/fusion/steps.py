@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from lstfill.errors import InputError
+from lstfill.fusion.coarse import CoarseSeries
 from lstfill.fusion.inputs import (
     coarse_dataset,
     coarse_from_modis,
@@ -25,7 +26,7 @@ from lstfill.fusion.inputs import (
     read_coarse,
     read_fine_scenes,
 )
-from lstfill.fusion.method import FLAGS, CoarseSeries, EfastSettings, FusionResult, fuse
+from lstfill.fusion.method import FLAGS, EfastSettings, FusionResult, fuse
 from lstfill.grid import Grid
 from lstfill.io import write_cog, write_json, write_netcdf
 
