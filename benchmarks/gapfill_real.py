@@ -286,9 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gapfill_real_") as tmp:
         for k, fold_targets in enumerate(folds):
             t0 = time.perf_counter()
-            res, info = run_fold(
-                series, pairs, fold_targets, features, methods, args, k, Path(tmp)
-            )
+            res, info = run_fold(series, pairs, fold_targets, features, methods, args, k, Path(tmp))
             info["seconds_total"] = time.perf_counter() - t0
             fold_results.append(res)
             fold_info.append(info)
@@ -299,8 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     n_pairs = sum(r["n_pairs"] for r in fold_results)
     elapsed = time.perf_counter() - start
 
-    print(f"\n{'method':22s} {'rmse_mean':>9s} {'rmse_med':>9s} {'mae_mean':>9s} "
-          f"{'bias_mean':>9s} {'n_pairs':>7s}")
+    print(
+        f"\n{'method':22s} {'rmse_mean':>9s} {'rmse_med':>9s} {'mae_mean':>9s} "
+        f"{'bias_mean':>9s} {'n_pairs':>7s}"
+    )
     for name, m in summary.items():
         print(
             f"{name:22s} {m['rmse_mean']:9.3f} {m['rmse_median']:9.3f} {m['mae_mean']:9.3f} "

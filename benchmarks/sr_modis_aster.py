@@ -88,7 +88,7 @@ from lstfill.superres.data import PatchPairs, normalisation  # noqa: E402
 from lstfill.superres.model import LossConfig  # noqa: E402
 from lstfill.superres.quality import quality_metrics  # noqa: E402
 from lstfill.superres.sharpen import Sharpener, energy_residual  # noqa: E402
-from lstfill.training import TrainConfig  # noqa: E402
+from lstfill.training.settings import TrainConfig  # noqa: E402
 
 FACTOR = 4
 MIN_T = 270.0  # ASTER pixels below this are cloud / swath-edge artefacts (README)

@@ -102,4 +102,3 @@ def fill_nearest(arr: np.ndarray) -> np.ndarray:
         return np.array(arr, copy=True)
     idx = ndimage.distance_transform_edt(invalid, return_distances=False, return_indices=True)
     return arr[tuple(idx)]
-

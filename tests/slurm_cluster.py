@@ -103,8 +103,12 @@ class SlurmCluster:
         if not MUNGE_KEY.exists():
             MUNGE_KEY.parent.mkdir(parents=True, exist_ok=True)
             MUNGE_KEY.write_bytes(os.urandom(1024))
-        for path in (MUNGE_KEY.parent, Path("/run/munge"), Path("/var/lib/munge"),
-                     Path("/var/log/munge")):
+        for path in (
+            MUNGE_KEY.parent,
+            Path("/run/munge"),
+            Path("/var/lib/munge"),
+            Path("/var/log/munge"),
+        ):
             path.mkdir(parents=True, exist_ok=True)
             shutil.chown(path, "munge", "munge")
         shutil.chown(MUNGE_KEY, "munge", "munge")
@@ -118,16 +122,30 @@ class SlurmCluster:
         if MYSQL_SOCKET.exists() and subprocess.run(ping, capture_output=True).returncode == 0:
             return  # the machine's own MariaDB (root may log in by socket): use it, leave it
         data = self.root / "mysql"
-        _run("mariadb-install-db", "--user=root", f"--datadir={data}",
-             "--auth-root-authentication-method=socket", "--skip-test-db")
+        _run(
+            "mariadb-install-db",
+            "--user=root",
+            f"--datadir={data}",
+            "--auth-root-authentication-method=socket",
+            "--skip-test-db",
+        )
         MYSQL_SOCKET.parent.mkdir(parents=True, exist_ok=True)
         MYSQL_SOCKET.unlink(missing_ok=True)  # a stale one would pass for a ready server
         pidfile = self.root / "mariadbd.pid"
         log = open(self.root / "logs/mariadbd.log", "w")  # noqa: SIM115 (owned by the process)
         proc = subprocess.Popen(
-            ["mariadbd", "--user=root", f"--datadir={data}", f"--socket={MYSQL_SOCKET}",
-             f"--pid-file={pidfile}", "--skip-networking", "--innodb-buffer-pool-size=64M"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                "mariadbd",
+                "--user=root",
+                f"--datadir={data}",
+                f"--socket={MYSQL_SOCKET}",
+                f"--pid-file={pidfile}",
+                "--skip-networking",
+                "--innodb-buffer-pool-size=64M",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.pids["mariadbd"] = proc.pid
         _wait("MariaDB", MYSQL_SOCKET.exists, 60)
@@ -224,8 +242,7 @@ LogFile={r}/logs/slurmdbd.log
     def _register_account(self) -> None:
         _run("sacctmgr", "-i", "add", "cluster", "lstfill")
         _run("sacctmgr", "-i", "add", "account", self.account, "Cluster=lstfill")
-        _run("sacctmgr", "-i", "add", "user", "root", f"Account={self.account}",
-             "Cluster=lstfill")
+        _run("sacctmgr", "-i", "add", "user", "root", f"Account={self.account}", "Cluster=lstfill")
 
     def _node_idle(self) -> bool:
         proc = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True)

@@ -166,12 +166,22 @@ def test_superres_prediction_logs_its_device(sr_region, tmp_path, caplog):  # no
 
 def test_downscale_prediction_and_training_log_their_device(e2e, tmp_path, caplog):  # noqa: F811
     caplog.set_level(logging.INFO)
-    ds_jobs.predict_map([e2e.lst], e2e.dem, e2e.models["space"], e2e.day, False,
-                        tmp_path / "map.tif", device="cpu")
+    ds_jobs.predict_map(
+        [e2e.lst], e2e.dem, e2e.models["space"], e2e.day, False, tmp_path / "map.tif", device="cpu"
+    )
     assert device_lines(caplog) == ["device: cpu (downscale.training.device is cpu)"]
     caplog.clear()
-    ds_jobs.train(e2e.samples, e2e.cfg, "day", tmp_path / "m.pt", tmp_path / "c.png",
-                  tmp_path / "work", tmp_path / "runs.csv", "run", progress=False)
+    ds_jobs.train(
+        e2e.samples,
+        e2e.cfg,
+        "day",
+        tmp_path / "m.pt",
+        tmp_path / "c.png",
+        tmp_path / "work",
+        tmp_path / "runs.csv",
+        "run",
+        progress=False,
+    )
     assert device_lines(caplog) == ["device: cpu (downscale.training.device is cpu)"]
 
 

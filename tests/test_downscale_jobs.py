@@ -30,7 +30,7 @@ from lstfill.errors import ConfigError, InputError, LstfillError
 from lstfill.io import read_raster, write_cog
 from lstfill.sources import israel
 from lstfill.splits import TEST, TRAIN, VAL, split_blocks
-from lstfill.training import save_checkpoint
+from lstfill.training.checkpoint import save_checkpoint
 
 STEP = 1.0 / 120
 H = W = 30

@@ -7,7 +7,8 @@ from torch.utils.data import TensorDataset
 
 from lstfill.downscale.evaluate import linear_baseline, mse, permutation_importance, split_scores
 from lstfill.downscale.model import Mlp, predict
-from lstfill.training import TrainConfig, fit
+from lstfill.training.loop import fit
+from lstfill.training.settings import TrainConfig
 
 
 def test_mlp_layout_batch_norm_before_relu_and_he_init():
@@ -72,10 +73,25 @@ def test_mlp_learns_a_topographic_deviation_better_than_zero(tmp_path):
     y = (0.8 * x[:, 0] - 0.5 * x[:, 1] * x[:, 2]).astype(np.float32)
     tr, va = slice(0, 2400), slice(2400, None)
     model = Mlp(6, (32, 16), dropout=0.0)
-    cfg = TrainConfig(epochs=15, batch_size=128, learning_rate=3e-3, lr_schedule="step",
-                      lr_step_epochs=10, lr_gamma=0.5, patience=5, seed=0, device="cpu")
-    fit(model, TensorDataset(torch.from_numpy(x[tr]), torch.from_numpy(y[tr])),
+    cfg = TrainConfig(
+        epochs=15,
+        batch_size=128,
+        learning_rate=3e-3,
+        lr_schedule="step",
+        lr_step_epochs=10,
+        lr_gamma=0.5,
+        patience=5,
+        seed=0,
+        device="cpu",
+    )
+    fit(
+        model,
+        TensorDataset(torch.from_numpy(x[tr]), torch.from_numpy(y[tr])),
         TensorDataset(torch.from_numpy(x[va]), torch.from_numpy(y[va])),
-        torch.nn.functional.mse_loss, cfg, tmp_path, progress=False)
+        torch.nn.functional.mse_loss,
+        cfg,
+        tmp_path,
+        progress=False,
+    )
     s = split_scores(y[va], predict(model, x[va], batch_size=100))
     assert s["improvement_pct"] > 60

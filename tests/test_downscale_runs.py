@@ -37,8 +37,12 @@ def test_mlflow_is_used_when_installed_and_skipped_when_not(monkeypatch):
     )
     monkeypatch.setitem(sys.modules, "mlflow", fake)
     monkeypatch.setattr(runs, "mlflow_available", lambda: True)
-    ok = runs.log_mlflow({"lr": 0.001}, {"space": {"mse": 1.5, "n": 3}, "note": "x"},
-                         experiment="downscale", tracking_uri="file:///tmp/mlruns")
+    ok = runs.log_mlflow(
+        {"lr": 0.001},
+        {"space": {"mse": 1.5, "n": 3}, "note": "x"},
+        experiment="downscale",
+        tracking_uri="file:///tmp/mlruns",
+    )
     assert ok and calls["experiment"] == "downscale" and calls["uri"] == "file:///tmp/mlruns"
     assert calls["params"] == {"lr": "0.001"}
     assert calls["metrics"] == {"space.mse": 1.5, "space.n": 3.0}  # text metrics are not logged

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from lstfill.filters import masked_gaussian
 from lstfill.fusion import baselines
-from lstfill.fusion.coarse import CoarseSeries, composite_series, interpolate_series, smooth
+from lstfill.fusion.coarse import CoarseSeries, composite_series, interpolate_series
 from lstfill.fusion.method import (
     FLAG_COARSE_NEAREST,
     FLAG_NO_COARSE,
@@ -89,7 +90,7 @@ def test_smoothing_keeps_nan_and_leaves_it_out_of_the_neighbours():
     a = np.ones((1, 7, 7), dtype=np.float32)
     a[0, 3, 3] = np.nan
     a[0, 0, :] = 3.0
-    out = smooth(a, 1.0)
+    out = masked_gaussian(a, 1.0, truncate=2.0)
     assert np.isnan(out[0, 3, 3]) and np.isfinite(out).sum() == 48
     assert out[0, 3, 4] == pytest.approx(1.0)  # its neighbourhood is all 1 but the NaN
     assert 1.0 < out[0, 1, 3] < 3.0

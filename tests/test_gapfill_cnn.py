@@ -13,7 +13,8 @@ from lstfill.gapfill.cnn import CnnFiller, PatchCNN, predict_map
 from lstfill.gapfill.features import FeatureSet, extract_patches
 from lstfill.gapfill.series import LstSeries
 from lstfill.grid import Grid
-from lstfill.training import load_checkpoint, save_checkpoint, seed_everything
+from lstfill.training.checkpoint import load_checkpoint, save_checkpoint
+from lstfill.training.rng import seed_everything
 
 torch.set_num_threads(1)
 
@@ -124,8 +125,10 @@ def make_series(size: int = 24, seed: int = 0) -> tuple[LstSeries, np.ndarray]:
     water[2:5, 18:22] = 1
     base = np.datetime64("2023-07-01T10:30", "s")
     times = np.array(
-        [base + np.timedelta64(k, "D") + (np.timedelta64(11, "h") if k in NIGHT else 0)
-         for k in range(n)]
+        [
+            base + np.timedelta64(k, "D") + (np.timedelta64(11, "h") if k in NIGHT else 0)
+            for k in range(n)
+        ]
     )
     b04 = np.empty((n, size, size), np.float32)
     t2m = np.empty((n, size, size), np.float32)
@@ -157,8 +160,13 @@ def _filler(**kw) -> CnnFiller:
     args = {
         "filters": (8, 8, 8, 8),
         "dense": 8,
-        "train": {"epochs": 3, "batch_size": 128, "learning_rate": 3e-3, "device": "cpu",
-                  "lr_schedule": "none"},
+        "train": {
+            "epochs": 3,
+            "batch_size": 128,
+            "learning_rate": 3e-3,
+            "device": "cpu",
+            "lr_schedule": "none",
+        },
         "max_per_acquisition": 200,
         "mc_passes": 2,
         "seed": 0,

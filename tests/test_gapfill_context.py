@@ -12,7 +12,7 @@ from lstfill.gapfill.context import ContextFiller, ContextUNet, normalised_convo
 from lstfill.gapfill.features import FeatureSet
 from lstfill.gapfill.series import LstSeries
 from lstfill.grid import Grid
-from lstfill.training import load_checkpoint, save_checkpoint
+from lstfill.training.checkpoint import load_checkpoint, save_checkpoint
 
 H, W, T = 28, 26, 14
 TARGET = 3

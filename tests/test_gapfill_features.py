@@ -156,8 +156,13 @@ def _pattern_series() -> LstSeries:
         dtype=np.float32,
     )
     times = np.array(
-        ["2021-06-01T10:00", "2021-06-02T10:00", "2021-06-03T10:00", "2021-06-03T22:00",
-         "2021-06-04T22:00"],
+        [
+            "2021-06-01T10:00",
+            "2021-06-02T10:00",
+            "2021-06-03T10:00",
+            "2021-06-03T22:00",
+            "2021-06-04T22:00",
+        ],
         dtype="datetime64[s]",
     )
     return LstSeries(times=times, lst=lst, grid=_utm_centre_grid(2, 2))
@@ -399,9 +404,7 @@ def test_load_cubes_stacks_by_time(tmp_path):
 
 def test_load_cubes_grid_and_variable_mismatch(tmp_path):
     a = write_cube(tmp_path / "20230701T100000.nc", "2023-07-01T10:00", _cube_grid(), 1.0)
-    b = write_cube(
-        tmp_path / "20230702T100000.nc", "2023-07-02T10:00", _cube_grid(x0=X0 + 70), 2.0
-    )
+    b = write_cube(tmp_path / "20230702T100000.nc", "2023-07-02T10:00", _cube_grid(x0=X0 + 70), 2.0)
     with pytest.raises(InputError) as e:
         load_cubes([a, b])
     assert "20230702T100000.nc" in str(e.value) and "grid" in str(e.value)
@@ -468,10 +471,15 @@ def test_write_read_patches_roundtrip(tmp_path):
     val = sample_patches(s, np.array([3]), px, FEATURES, 5, hist, 4, rng)
     norm = fit_normaliser(train, FEATURES)
     maps = {"pattern_day": hist.class_pattern(True), "block_split": np.eye(8, 7, dtype=np.int8)}
-    attrs = {"patch_size": 5, "acquisitions": s.ids, "split": {"train": ["a"], "val": ["b"]},
-             "note": "plain string"}
-    path = write_patches(tmp_path / "patches.nc", {"train": train, "val": val}, FEATURES, norm,
-                         attrs, maps)
+    attrs = {
+        "patch_size": 5,
+        "acquisitions": s.ids,
+        "split": {"train": ["a"], "val": ["b"]},
+        "note": "plain string",
+    }
+    path = write_patches(
+        tmp_path / "patches.nc", {"train": train, "val": val}, FEATURES, norm, attrs, maps
+    )
     assert path == tmp_path / "patches.nc"
     assert [p.name for p in tmp_path.iterdir()] == ["patches.nc"]  # nothing else left behind
 

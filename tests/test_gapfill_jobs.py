@@ -26,7 +26,8 @@ from lstfill.gapfill.dataset import read_patches
 from lstfill.gapfill.features import FeatureSet
 from lstfill.grid import Grid
 from lstfill.splits import TRAIN, VAL, window_inside
-from lstfill.training import load_checkpoint, save_checkpoint, seed_everything
+from lstfill.training.checkpoint import load_checkpoint, save_checkpoint
+from lstfill.training.rng import seed_everything
 
 torch.set_num_threads(1)
 
@@ -35,8 +36,16 @@ GRID = Grid("EPSG:32632", Affine(70.0, 0, 675000.0, 0, -70.0, 5242200.0), SIZE, 
 NUMERIC = ["b04", "t2m", "elevation", "doy_sin", "doy_cos", "tod_sin", "tod_cos", "lst_pattern"]
 # clear share and UTC hour of each acquisition (one a day)
 ACQ = [
-    (1.00, 10), (0.45, 11), (0.95, 9), (0.60, 21), (0.85, 10),
-    (0.40, 12), (0.98, 10), (0.70, 11), (0.50, 22), (0.90, 10),
+    (1.00, 10),
+    (0.45, 11),
+    (0.95, 9),
+    (0.60, 21),
+    (0.85, 10),
+    (0.40, 12),
+    (0.98, 10),
+    (0.70, 11),
+    (0.50, 22),
+    (0.90, 10),
 ]
 
 
@@ -53,8 +62,13 @@ def _config(**training) -> dict:
         "gapfill": {
             "features": {"numeric": NUMERIC, "categorical": ["water"]},
             "model": {"filters": [8, 8, 8, 8], "dense": 8},
-            "training": {"epochs": 2, "batch_size": 128, "learning_rate": 0.003,
-                         "device": "cpu", **training},
+            "training": {
+                "epochs": 2,
+                "batch_size": 128,
+                "learning_rate": 0.003,
+                "device": "cpu",
+                **training,
+            },
             "max_patches_per_acquisition": 200,
             "mc_passes": 2,
             "split": {"test_days": 2, "val_days": 2, "min_valid_test": 0.5, "block_size": 8},
@@ -129,8 +143,13 @@ def region(tmp_path_factory):
     seed_everything(0)
     jobs.train(ds_path, cubes, split_path, cfg, ckpt, curve, root / "work")
     return {
-        "root": root, "cubes": cubes, "cfg": cfg, "dataset": ds_path, "split": split_path,
-        "checkpoint": ckpt, "curve": curve,
+        "root": root,
+        "cubes": cubes,
+        "cfg": cfg,
+        "dataset": ds_path,
+        "split": split_path,
+        "checkpoint": ckpt,
+        "curve": curve,
     }
 
 
@@ -215,8 +234,15 @@ def test_fill_cube_chunked_prediction_is_the_same(region, tmp_path):
     """Row chunks change memory use, never values (deterministic model: mc_passes 0)."""
     state = load_checkpoint(region["checkpoint"])
     state["config"]["hyper"]["mc_passes"] = 0
-    keys = ("model_name", "model_kwargs", "state_dict", "normalisation", "features", "config",
-            "extra")
+    keys = (
+        "model_name",
+        "model_kwargs",
+        "state_dict",
+        "normalisation",
+        "features",
+        "config",
+        "extra",
+    )
     save_checkpoint(tmp_path / "det.pt", **{k: state[k] for k in keys})
     cube = region["cubes"][1]
     jobs.fill_cube(cube, tmp_path / "det.pt", tmp_path / "a.tif", chunk_rows=5)
@@ -232,8 +258,9 @@ def test_fill_all_cloud_cube_warns_and_fills(region, tmp_path, caplog):
     out = tmp_path / "cloudy.tif"
     with caplog.at_level(logging.WARNING, logger="lstfill.gapfill.jobs"):
         jobs.fill_cube(cube, region["checkpoint"], out)
-    assert any("no clear pixel" in r.getMessage() and r.levelno == logging.WARNING
-               for r in caplog.records)
+    assert any(
+        "no clear pixel" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records
+    )
     bands = _read_product(out)[0]
     land = _static()[1] == 0
     assert np.isfinite(bands[0][land]).all()
@@ -275,7 +302,10 @@ def test_evaluate_region_metrics(region, tmp_path):
     )
     m = json.loads(metrics_out.read_text())
     assert set(m["methods"]) == {
-        "model_cnn", "baseline_mean_lapse", "baseline_temporal", "baseline_hgb"
+        "model_cnn",
+        "baseline_mean_lapse",
+        "baseline_temporal",
+        "baseline_hgb",
     }
     split = json.loads(region["split"].read_text())
     assert 0 < m["n_pairs"] <= 6 and m["n_hidden_pixels"] > 0
@@ -325,8 +355,15 @@ def test_train_refuses_a_dataset_of_other_features(region, tmp_path):
     cfg = copy.deepcopy(region["cfg"])
     cfg["features"]["numeric"] = ["t2m", "elevation"]
     with pytest.raises(InputError, match="features"):
-        jobs.train(region["dataset"], region["cubes"], region["split"], cfg,
-                   tmp_path / "m.pt", tmp_path / "c.png", tmp_path / "w")
+        jobs.train(
+            region["dataset"],
+            region["cubes"],
+            region["split"],
+            cfg,
+            tmp_path / "m.pt",
+            tmp_path / "c.png",
+            tmp_path / "w",
+        )
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -335,8 +372,15 @@ def test_train_refuses_a_dataset_of_other_patch_size(region, tmp_path):
     cfg["patch_size"] = 3
     cfg["model"]["filters"] = [8, 8]
     with pytest.raises(InputError, match="patch"):
-        jobs.train(region["dataset"], region["cubes"], region["split"], cfg,
-                   tmp_path / "m.pt", tmp_path / "c.png", tmp_path / "w")
+        jobs.train(
+            region["dataset"],
+            region["cubes"],
+            region["split"],
+            cfg,
+            tmp_path / "m.pt",
+            tmp_path / "c.png",
+            tmp_path / "w",
+        )
     assert not (tmp_path / "m.pt").exists()
 
 

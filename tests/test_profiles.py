@@ -46,8 +46,15 @@ def test_model_rules_get_a_gpu_and_the_same_threads():
 
 
 def test_every_group_has_a_size_and_the_profiles_agree():
-    assert GROUPS == {"s2_grids", "cubes", "superres_scenes", "superres_predict",
-                      "gapfill_predict", "downscale_predict", "fusion_predict"}
+    assert GROUPS == {
+        "s2_grids",
+        "cubes",
+        "superres_scenes",
+        "superres_predict",
+        "gapfill_predict",
+        "downscale_predict",
+        "fusion_predict",
+    }
     default, slurm = group_sizes(profile("default")), group_sizes(profile("slurm"))
     assert set(default) == GROUPS and default == slurm
 

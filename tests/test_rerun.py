@@ -125,4 +125,3 @@ def test_one_key_reruns_only_what_reads_it(run, case):
     key, value, expected = CASES[case]
     with edited(run, key, value):
         assert scheduled(run) == expected(run)
-

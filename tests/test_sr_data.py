@@ -35,12 +35,22 @@ def _granules(folder, day: dt.date, n: int, seed: int, cloud: bool = False):
         qc250[: 2 * n, : 2 * n] = 2
     lr = (UL[0] + n * PIX, UL[1] - n * PIX)
     l_path = modis.write_mod11a1(
-        folder / modis.granule_name("MOD11A1", day, 18, 4), day, lst.astype(np.float32), qc,
-        np.full((n, n), 10.5, np.float32), UL, lr,
+        folder / modis.granule_name("MOD11A1", day, 18, 4),
+        day,
+        lst.astype(np.float32),
+        qc,
+        np.full((n, n), 10.5, np.float32),
+        UL,
+        lr,
     )
     r_path = modis.write_mod09gq(
-        folder / modis.granule_name("MOD09GQ", day, 18, 4), day, red.astype(np.float32),
-        nir.astype(np.float32), qc250, UL, lr,
+        folder / modis.granule_name("MOD09GQ", day, 18, 4),
+        day,
+        red.astype(np.float32),
+        nir.astype(np.float32),
+        qc250,
+        UL,
+        lr,
     )
     return l_path, r_path, truth
 
@@ -102,15 +112,25 @@ def test_split_days_is_disjoint_and_respects_eligibility():
 def sr_region(tmp_path_factory):
     root = tmp_path_factory.mktemp("sr")
     cfg = {
-        "max_lst_error_k": 2, "max_modland_qa": 1, "patch_size": 8, "stride": 8,
-        "max_invalid_lst": 0.0, "max_invalid_ndvi": 0.0,
+        "max_lst_error_k": 2,
+        "max_modland_qa": 1,
+        "patch_size": 8,
+        "stride": 8,
+        "max_invalid_lst": 0.0,
+        "max_invalid_ndvi": 0.0,
         "split": {"val_days": 1, "test_days": 1, "min_valid_test": 0.5, "seed": 0},
-        "crop": None, "model": {"channels": [8, 16, 32], "residual": True}, "psf_mtf": 0.1,
+        "crop": None,
+        "model": {"channels": [8, 16, 32], "residual": True},
+        "psf_mtf": 0.1,
         "variants": {"sifnn1": {"alpha": 0.99, "gamma": -0.5}},
         "training": {"epochs": 2, "batch_size": 4, "seed": 0, "device": "cpu"},
         "tiles": {"tile": 16, "overlap": 4},
-        "baselines": {"tsharp_basis": "ndvi", "min_t": 270, "dms_estimators": 3,
-                      "dms_moving_window": 0},
+        "baselines": {
+            "tsharp_basis": "ndvi",
+            "min_t": 270,
+            "dms_estimators": 3,
+            "dms_moving_window": 0,
+        },
     }
     scenes, truths = [], []
     for i in range(5):
@@ -118,16 +138,37 @@ def sr_region(tmp_path_factory):
         lp, rp, truth = _granules(root / "raw", day, 24, i, cloud=i == 1)
         scenes.append(data.build_scene(lp, rp, root / f"scene_{i}.nc", cfg))
         tp = root / f"truth_{i}.tif"
-        with rasterio.open(tp, "w", driver="GTiff", height=96, width=96, count=1,
-                           dtype="float32", crs=modis.sinusoidal_crs(),
-                           transform=data.read_day_scene(scenes[-1]).fine_transform) as dst:
+        with rasterio.open(
+            tp,
+            "w",
+            driver="GTiff",
+            height=96,
+            width=96,
+            count=1,
+            dtype="float32",
+            crs=modis.sinusoidal_crs(),
+            transform=data.read_day_scene(scenes[-1]).fine_transform,
+        ) as dst:
             dst.write(truth[None])
         truths.append(tp)
     info = jobs.build_dataset(scenes, cfg, root / "patches.nc", root / "split.json")
-    model = jobs.train(root / "patches.nc", cfg, "sifnn1", root / "m.pt", root / "curve.png",
-                       root / "work", progress=False)
-    return {"root": root, "cfg": cfg, "scenes": scenes, "truths": truths, "info": info,
-            "model": model}
+    model = jobs.train(
+        root / "patches.nc",
+        cfg,
+        "sifnn1",
+        root / "m.pt",
+        root / "curve.png",
+        root / "work",
+        progress=False,
+    )
+    return {
+        "root": root,
+        "cfg": cfg,
+        "scenes": scenes,
+        "truths": truths,
+        "info": info,
+        "model": model,
+    }
 
 
 def test_dataset_normalises_on_training_patches_only(sr_region):
@@ -156,12 +197,22 @@ def test_product_has_tags_and_energy_residual(sr_region, tmp_path):
 
 def test_evaluate_scores_every_method_on_the_same_pixels(sr_region, tmp_path):
     r = sr_region
-    res = jobs.evaluate(r["scenes"], r["truths"], r["root"] / "split.json",
-                        {"sifnn1": r["root"] / "m.pt"}, r["cfg"], tmp_path / "metrics.json",
-                        tmp_path / "fig.png")
+    res = jobs.evaluate(
+        r["scenes"],
+        r["truths"],
+        r["root"] / "split.json",
+        {"sifnn1": r["root"] / "m.pt"},
+        r["cfg"],
+        tmp_path / "metrics.json",
+        tmp_path / "fig.png",
+    )
     m = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(m["methods"]) == {"model_sifnn1", "baseline_bicubic", "baseline_tsharp",
-                                 "baseline_dms"}
+    assert set(m["methods"]) == {
+        "model_sifnn1",
+        "baseline_bicubic",
+        "baseline_tsharp",
+        "baseline_dms",
+    }
     n = {v["n_pixels"] for v in m["methods"].values()}
     assert len(n) == 1 and n.pop() > 0
     for name, v in m["methods"].items():
@@ -195,8 +246,15 @@ def test_all_cloud_day_gets_an_empty_product_and_bad_inputs_name_the_file(sr_reg
 def test_training_twice_gives_the_same_weights(sr_region, tmp_path):
     """The initial weights come from training.seed: a second fresh run agrees to the bit."""
     root = sr_region["root"]
-    jobs.train(root / "patches.nc", sr_region["cfg"], "sifnn1", tmp_path / "m.pt",
-               tmp_path / "curve.png", tmp_path / "work", progress=False)
+    jobs.train(
+        root / "patches.nc",
+        sr_region["cfg"],
+        "sifnn1",
+        tmp_path / "m.pt",
+        tmp_path / "curve.png",
+        tmp_path / "work",
+        progress=False,
+    )
     first = torch.load(root / "m.pt", weights_only=False)
     again = torch.load(tmp_path / "m.pt", weights_only=False)
     key = next(k for k in first if "state" in k)

@@ -10,7 +10,7 @@ from lstfill.superres import psf
 from lstfill.superres.data import PatchPairs
 from lstfill.superres.model import LossConfig, SifLoss, SrUNet, WithGuide, sobel4
 from lstfill.superres.sharpen import Sharpener, TileConfig, energy_residual, mask_product
-from lstfill.training import TrainConfig
+from lstfill.training.settings import TrainConfig
 
 
 def test_psf_sigma_matches_the_mtf_definition():
@@ -86,10 +86,20 @@ def _pairs(n: int = 12, s: int = 8, seed: int = 0) -> tuple[PatchPairs, dict[str
     fine = 300 - 20 * ndvi
     lst = np.stack([psf.degrade_np(f, 4) for f in fine]).astype(np.float32)
     split = np.array([0] * (n - 3) + [1] * 3, np.int8)
-    pairs = PatchPairs(lst, ndvi.astype(np.float32), split,
-                       np.full(n, np.datetime64("2020-01-01", "D")), np.zeros((n, 2), np.int32), 4)
-    norm = {"lst_mean": float(lst.mean()), "lst_std": float(lst.std()),
-            "ndvi_mean": float(ndvi.mean()), "ndvi_std": float(ndvi.std())}
+    pairs = PatchPairs(
+        lst,
+        ndvi.astype(np.float32),
+        split,
+        np.full(n, np.datetime64("2020-01-01", "D")),
+        np.zeros((n, 2), np.int32),
+        4,
+    )
+    norm = {
+        "lst_mean": float(lst.mean()),
+        "lst_std": float(lst.std()),
+        "ndvi_mean": float(ndvi.mean()),
+        "ndvi_std": float(ndvi.std()),
+    }
     return pairs, norm
 
 
@@ -129,8 +139,16 @@ def test_training_reduces_the_loss_and_checkpoint_round_trips(tmp_path):
     torch.manual_seed(0)
     pairs, norm = _pairs()
     model = Sharpener(LossConfig(variant="sifnn1"), 4, (8, 16, 32), norm=norm)
-    res = model.fit(pairs, norm, TrainConfig(epochs=3, batch_size=4, patience=3, seed=1),
-                    tmp_path / "work", crop=4, progress=False)
+    res = model.fit(
+        pairs,
+        norm,
+        TrainConfig(
+            epochs=3, batch_size=4, learning_rate=1e-3, lr_schedule="plateau", patience=3, seed=1
+        ),
+        tmp_path / "work",
+        crop=4,
+        progress=False,
+    )
     assert len(res.history) == 3
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
     model.save(tmp_path / "m.pt", {"superres": {}})
@@ -142,7 +160,11 @@ def test_training_reduces_the_loss_and_checkpoint_round_trips(tmp_path):
     with pytest.raises(ValueError, match="NDVI"):
         loaded.predict(lst, ndvi[:-4])
     assert WithGuide(model.net)(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 32, 32))[1].shape == (
-        1, 1, 32, 32)
+        1,
+        1,
+        32,
+        32,
+    )
 
 
 def test_patch_gamma_is_the_coarse_regression_slope():

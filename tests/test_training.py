@@ -12,14 +12,11 @@ from torch.utils.data import TensorDataset
 
 from lstfill.device import resolve_device
 from lstfill.errors import ConfigError, InputError, LstfillError
-from lstfill.training import (
-    TrainConfig,
-    fit,
-    load_checkpoint,
-    plot_training_curve,
-    reset_stale_workdir,
-    save_checkpoint,
-)
+from lstfill.training.checkpoint import load_checkpoint, save_checkpoint
+from lstfill.training.curves import plot_training_curve
+from lstfill.training.loop import fit
+from lstfill.training.settings import TrainConfig
+from lstfill.training.workdir import reset_stale_workdir
 
 W_TRUE = torch.tensor([[1.5, -2.0, 0.5]])
 B_TRUE = 0.3
@@ -110,7 +107,14 @@ def test_early_stopping_loads_best_state(tmp_path: Path) -> None:
 
 
 def test_plateau_schedule_reduces_lr_when_val_stalls(tmp_path: Path) -> None:
-    cfg = _cfg(epochs=4, patience=10, learning_rate=0.05, lr_patience=1, lr_gamma=0.5)
+    cfg = _cfg(
+        epochs=4,
+        patience=10,
+        learning_rate=0.05,
+        lr_schedule="plateau",
+        lr_patience=1,
+        lr_gamma=0.5,
+    )
     result = _diverging(nn.Linear(1, 1, bias=False), tmp_path, cfg)
     # best at epoch 1; epochs 2 and 3 without improvement exceed lr_patience=1 -> halve
     assert [h["lr"] for h in result.history] == pytest.approx([0.05, 0.05, 0.05, 0.025])

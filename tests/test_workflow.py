@@ -191,8 +191,12 @@ def test_asking_for_one_cube_reruns_only_that_cube(workdir):
 def test_report_builds(workdir):
     """As `make demo` asks for it: `--report` with no --cores (no job runs)."""
     cmd = [*SNAKEMAKE, "-d", str(workdir), "--workflow-profile", "none"]
-    proc = subprocess.run([*cmd, "--report", str(workdir / "report.html")], capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [*cmd, "--report", str(workdir / "report.html")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     html = (workdir / "report.html").read_text(errors="ignore")
     assert len(html) > 50_000

@@ -44,15 +44,12 @@ from lstfill.io import atomic_output, read_raster, write_cog, write_json
 from lstfill.plotting import pyplot
 from lstfill.sources import israel, srtm
 from lstfill.splits import TEST, TRAIN, VAL
-from lstfill.training import (
-    TrainConfig,
-    fit,
-    load_checkpoint,
-    plot_training_curve,
-    reset_stale_workdir,
-    save_checkpoint,
-    seed_everything,
-)
+from lstfill.training.checkpoint import load_checkpoint, save_checkpoint
+from lstfill.training.curves import plot_training_curve
+from lstfill.training.loop import fit
+from lstfill.training.rng import seed_everything
+from lstfill.training.settings import TrainConfig
+from lstfill.training.workdir import reset_stale_workdir
 
 log = logging.getLogger(__name__)
 

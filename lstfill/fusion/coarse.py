@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import ndimage
 
+from lstfill.filters import masked_gaussian
+
 if TYPE_CHECKING:
     from lstfill.fusion.method import EfastSettings
 
@@ -117,20 +119,6 @@ def composite_series(
     return out
 
 
-def smooth(values: np.ndarray, sigma_px: float) -> np.ndarray:
-    """Spatial Gaussian over the last two axes, NaN kept where it was and left out of the
-    neighbours' means (normalised convolution; kernel 4 sigma + 1 wide, as the published
-    pre-processing uses)."""
-    if sigma_px <= 0:
-        return values
-    ok = np.isfinite(values)
-    sig = (0,) * (values.ndim - 2) + (sigma_px, sigma_px)
-    num = ndimage.gaussian_filter(np.where(ok, values, 0.0), sig, mode="nearest", truncate=2.0)
-    den = ndimage.gaussian_filter(ok.astype(np.float32), sig, mode="nearest", truncate=2.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(ok & (den > 0), num / den, np.nan).astype(np.float32)
-
-
 def coarse_at(
     coarse: CoarseSeries, targets: Sequence[float], settings: EfastSettings
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -145,4 +133,5 @@ def coarse_at(
         series = np.where(np.isfinite(series), series, linear)
     else:
         series = linear
-    return smooth(series, settings.smooth_px), nearest
+    # kernel 4 sigma + 1 wide (truncate 2), as the published pre-processing uses
+    return masked_gaussian(series, settings.smooth_px, truncate=2.0), nearest

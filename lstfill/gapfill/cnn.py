@@ -41,7 +41,9 @@ from lstfill.gapfill.features import (
 from lstfill.gapfill.residuals import correct_residuals
 from lstfill.gapfill.series import FillResult, LstSeries
 from lstfill.splits import TRAIN, VAL, window_inside
-from lstfill.training import TrainConfig, TrainResult, fit, seed_everything
+from lstfill.training.loop import TrainResult, fit
+from lstfill.training.rng import seed_everything
+from lstfill.training.settings import TrainConfig
 
 log = logging.getLogger(__name__)
 

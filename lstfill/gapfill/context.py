@@ -59,8 +59,10 @@ from lstfill.gapfill.features import (
     numeric_stack,
 )
 from lstfill.gapfill.series import FillResult, LstSeries
-from lstfill.training import TrainConfig, TrainResult, seed_everything
-from lstfill.training import fit as train_fit
+from lstfill.training.loop import TrainResult
+from lstfill.training.loop import fit as train_fit
+from lstfill.training.rng import seed_everything
+from lstfill.training.settings import TrainConfig
 
 MODEL_NAME = "context_unet"
 # Support (G*m) below which a normalised-convolution value is blended toward 0 (the scene mean
@@ -451,9 +453,7 @@ def _sample(
     x = np.concatenate(
         [
             prep.static,
-            lst_channels(
-                prep.lst, visible, prep.pattern, offset, normaliser, cfg, prep.regressors
-            ),
+            lst_channels(prep.lst, visible, prep.pattern, offset, normaliser, cfg, prep.regressors),
         ]
     )
     z = np.where(
@@ -463,9 +463,7 @@ def _sample(
     return x, np.stack([z.astype(np.float32), weight])
 
 
-def _crop_box(
-    shape: tuple[int, int], size: int, centre: tuple[int, int]
-) -> tuple[slice, slice]:
+def _crop_box(shape: tuple[int, int], size: int, centre: tuple[int, int]) -> tuple[slice, slice]:
     h, w = shape
     r0 = int(np.clip(centre[0] - size // 2, 0, h - size))
     c0 = int(np.clip(centre[1] - size // 2, 0, w - size))
@@ -674,12 +672,14 @@ class ContextFiller:
         prep_train = [self._prepare(series, a, history, allowed) for a in train]
         prep_val = [self._prepare(series, a, history, allowed) for a in val]
         pool = sorted(set(int(a) for a in train_index) | set(int(a) for a in val_index))
-        donors = [
-            ~series.valid[d] & series.land for d in pool if 0.02 <= vf[d] <= 0.98
-        ]
+        donors = [~series.valid[d] & series.land for d in pool if 0.02 <= vf[d] <= 0.98]
         n_batches = max(1, cfg.samples_per_epoch // cfg.batch_size)
         train_data = GapSamples(
-            prep_train, donors, self.normaliser, cfg, n_batches * cfg.batch_size * cfg.epochs,
+            prep_train,
+            donors,
+            self.normaliser,
+            cfg,
+            n_batches * cfg.batch_size * cfg.epochs,
             cfg.seed,
         )
         val_items = self._validation_items(prep_val, donors)

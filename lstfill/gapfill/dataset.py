@@ -134,8 +134,11 @@ def write_patches(
             "acquisition": (("sample",), allp.acquisition),
             "row": (("sample",), allp.row),
             "col": (("sample",), allp.col),
-            "split": (("sample",), code, {"flag_values": list(range(len(names))),
-                                          "flag_meanings": " ".join(names)}),
+            "split": (
+                ("sample",),
+                code,
+                {"flag_values": list(range(len(names))), "flag_meanings": " ".join(names)},
+            ),
         },
         coords={
             "feature": list(features.numeric),

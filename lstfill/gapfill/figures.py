@@ -51,10 +51,20 @@ def plot_evaluation(
     grid = fig.add_gridspec(2, 4)
     panels = (
         (truth, f"observed LST (K), {series.ids[t]}", "inferno", lo, hi),
-        (gappy.lst[t], f"input with hidden pixels (mask of {series.ids[pair.donor]})", "inferno",
-         lo, hi),
-        (np.where(series.land, np.where(hidden, filled, truth), np.nan), f"{model} filled",
-         "inferno", lo, hi),
+        (
+            gappy.lst[t],
+            f"input with hidden pixels (mask of {series.ids[pair.donor]})",
+            "inferno",
+            lo,
+            hi,
+        ),
+        (
+            np.where(series.land, np.where(hidden, filled, truth), np.nan),
+            f"{model} filled",
+            "inferno",
+            lo,
+            hi,
+        ),
         (err, f"{model} error on hidden pixels (K)", "RdBu_r", -4, 4),
     )
     for i, (arr, title, cmap, vmin, vmax) in enumerate(panels):

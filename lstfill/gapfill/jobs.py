@@ -25,12 +25,9 @@ from lstfill.gapfill.protocol import evaluate, select_pairs
 from lstfill.gapfill.series import LstSeries, load_cubes, load_series
 from lstfill.io import atomic_output, write_cog, write_json
 from lstfill.splits import TEST, TRAIN, VAL, split_blocks, split_dates, window_inside
-from lstfill.training import (
-    load_checkpoint,
-    plot_training_curve,
-    reset_stale_workdir,
-    save_checkpoint,
-)
+from lstfill.training.checkpoint import load_checkpoint, save_checkpoint
+from lstfill.training.curves import plot_training_curve
+from lstfill.training.workdir import reset_stale_workdir
 
 log = logging.getLogger(__name__)
 DEVICE_KEY = "gapfill.training.device"
@@ -135,7 +132,10 @@ def build_dataset(
     norm = fit_normaliser(samples["train"], features)
     log.info(
         "%d training patches from %d acquisitions, %d validation patches from %d",
-        len(samples["train"]), len(train), len(samples["val"]), len(val),
+        len(samples["train"]),
+        len(train),
+        len(samples["val"]),
+        len(val),
     )
     maps = {
         "pattern_night": history.class_pattern(False),
@@ -288,6 +288,7 @@ def evaluation_methods(
         filler.features, max_iter=cfg["evaluation"]["hgb_max_iter"], seed=cfg["training"]["seed"]
     )
     hgb.fit(series, train_index, _allowed(series, train_index))
+
     def corrected(method: Any) -> Any:
         return baselines.fill_with_correction(method, mode, sigma)
 

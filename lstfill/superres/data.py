@@ -225,9 +225,7 @@ def split_days(
     test = [days[i] for i in order if valid_share[i] >= min_valid_test][:n_test]
     val = [days[i] for i in order if n_patches[i] > 0 and days[i] not in test][:n_val]
     train = [d for d, n in zip(days, n_patches, strict=True) if d not in test and d not in val]
-    if len(test) < n_test or len(val) < n_val or not any(
-        n_patches[days.index(d)] for d in train
-    ):
+    if len(test) < n_test or len(val) < n_val or not any(n_patches[days.index(d)] for d in train):
         raise InputError(
             "superres.split",
             f"{len(days)} MODIS days ({sum(v >= min_valid_test for v in valid_share)} at least "

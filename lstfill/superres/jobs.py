@@ -19,12 +19,10 @@ from lstfill.io import read_raster, write_cog, write_json
 from lstfill.superres import data
 from lstfill.superres.model import LossConfig
 from lstfill.superres.sharpen import Sharpener, TileConfig, energy_residual
-from lstfill.training import (
-    TrainConfig,
-    plot_training_curve,
-    reset_stale_workdir,
-    seed_everything,
-)
+from lstfill.training.curves import plot_training_curve
+from lstfill.training.rng import seed_everything
+from lstfill.training.settings import TrainConfig
+from lstfill.training.workdir import reset_stale_workdir
 
 log = logging.getLogger(__name__)
 DEVICE_KEY = "superres.training.device"

@@ -31,13 +31,9 @@ from lstfill.splits import TRAIN, VAL
 from lstfill.superres import psf
 from lstfill.superres.data import PatchPairs
 from lstfill.superres.model import LossConfig, SifLoss, SrUNet, WithGuide
-from lstfill.training import (
-    TrainConfig,
-    TrainResult,
-    fit,
-    load_checkpoint,
-    save_checkpoint,
-)
+from lstfill.training.checkpoint import load_checkpoint, save_checkpoint
+from lstfill.training.loop import TrainResult, fit
+from lstfill.training.settings import TrainConfig
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "sifnn_unet"
