@@ -1,5 +1,6 @@
 # The two user commands: `make demo` (run the workflow on the embedded demo region) and
-# `make test` (pytest, snakemake --lint and a dry run). Both create .venv if it is missing.
+# `make test` (pytest, snakemake --lint, and dry runs of the demo and of the tiny test region
+# config/test/tiny.yaml that the workflow tests run). Both create .venv if it is missing.
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -30,3 +31,4 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check lstfill tests workflow_scripts benchmarks
 	$(VENV)/bin/snakemake --lint
 	$(VENV)/bin/snakemake --dry-run --quiet
+	$(VENV)/bin/snakemake --dry-run --quiet --configfile config/test/tiny.yaml

@@ -51,7 +51,7 @@ def rsps():
 # --- the tiny demo region, run once per test session -------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_CONFIG = ROOT / "tests/fixtures/tiny.yaml"
+TINY_CONFIG = ROOT / "config/test/tiny.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 
 

@@ -9,7 +9,7 @@ import yaml
 from lstfill.config import load_config, validate_config
 from lstfill.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RAW = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
 
