@@ -419,7 +419,7 @@ def timed(manifest: dict[str, Any], out_dir: Path, args: argparse.Namespace) -> 
             stages.add("close_staging", time.perf_counter() - t0)
             GeoTiffScene.close_all()
             t0 = time.perf_counter()
-            # the fusion product's options (lstfill.fusion.steps.fuse_day), threads as the run's
+            # the fusion product's options (lstfill.fusion.steps.predict), threads as the run's
             options = cog_options(np.float32, (size, size), "nearest", args.threads)
             options["OVERVIEWS"] = args.overviews.upper()
             if args.cog_compress != "deflate":

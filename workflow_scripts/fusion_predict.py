@@ -1,6 +1,6 @@
 """Snakemake adapter: the S2 grids near {day} and the coarse series -> the day's fused COG."""
 
-from lstfill.fusion.steps import fuse_day
+from lstfill.fusion.steps import predict
 from lstfill.grid import Grid
 from lstfill.inventory import read_inventory
 from lstfill.logs import setup_logging
@@ -8,7 +8,7 @@ from lstfill.logs import setup_logging
 setup_logging(snakemake.log[0])
 inv = read_inventory(snakemake.input.inventory)
 s2 = snakemake.params.sentinel2
-fuse_day(
+predict(
     snakemake.wildcards.day,
     snakemake.input.s2,
     snakemake.input.coarse,

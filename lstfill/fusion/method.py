@@ -34,7 +34,8 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from scipy import ndimage
@@ -405,3 +406,44 @@ def fuse(
         flag=np.concatenate([p["flag"] for p in ordered], axis=0),
         info=info,
     )
+
+
+@dataclass(frozen=True)
+class Efast:
+    """EFAST behind the jobs' method interface (`lstfill.method.Method`): nothing to train, its
+    state is its settings, and `predict` is `fuse` with them."""
+
+    settings: EfastSettings
+    name: ClassVar[str] = "efast"
+
+    def fit(self, data: Any, workdir: str | Path, *, progress: bool = True) -> None:
+        """EFAST has no trained state."""
+        return None
+
+    def predict(
+        self,
+        scenes: Sequence[FineScene],
+        coarse: CoarseSeries,
+        day: float,
+        fine_shape: tuple[int, int],
+        **options: Any,
+    ) -> FusionResult | FusionInfo:
+        """The fused `day` (see `fuse`, whose keyword options it passes on)."""
+        return fuse(scenes, coarse, day, fine_shape, self.settings, **options)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model_name": self.name,
+            "model_kwargs": asdict(self.settings),
+            "state_dict": {},
+            "normalisation": {},
+            "features": {},
+            "config": {},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], device: Any = "cpu") -> Efast:
+        return cls(EfastSettings(**state["model_kwargs"]))
+
+
+METHODS: dict[str, type[Efast]] = {"efast": Efast}

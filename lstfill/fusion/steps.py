@@ -26,7 +26,7 @@ from lstfill.fusion.inputs import (
     read_coarse,
     read_fine_scenes,
 )
-from lstfill.fusion.method import FLAGS, EfastSettings, FusionResult, fuse
+from lstfill.fusion.method import FLAGS, METHODS, Efast, EfastSettings, FusionResult
 from lstfill.grid import Grid
 from lstfill.io import write_cog, write_json, write_netcdf
 
@@ -50,7 +50,7 @@ def efast_settings(fusion: dict[str, Any]) -> EfastSettings:
     )
 
 
-def build_coarse(
+def coarse(
     source: str,
     files: Sequence[str | Path],
     grid: Grid,
@@ -82,6 +82,7 @@ class _Inputs:
     """Everything a fusion step reads: settings, fine scenes, the coarse series."""
 
     settings: EfastSettings
+    method: Efast
     names: list[str]
     scenes: list
     series: CoarseSeries
@@ -104,7 +105,8 @@ def _load_inputs(s2_paths, coarse_path, fusion, bands, min_clear, grid: Grid) ->
             coarse_path, f"is not on the coarse grid of fusion.ratio {ratio}: rebuild it"
         )
     series, lacking = coarse_series(days, layers, names)
-    return _Inputs(settings, names, scenes, series, lacking, source)
+    method = METHODS[fusion["method"]](settings)
+    return _Inputs(settings, method, names, scenes, series, lacking, source)
 
 
 def product_tags(result: FusionResult, lacking: list[str], source: str) -> dict[str, Any]:
@@ -137,7 +139,7 @@ def product_tags(result: FusionResult, lacking: list[str], source: str) -> dict[
     }
 
 
-def fuse_day(
+def predict(
     day: str,
     s2_paths: Sequence[str | Path],
     coarse_path: str | Path,
@@ -151,7 +153,7 @@ def fuse_day(
     weight, days_to_fine and flag."""
     inp = _load_inputs(s2_paths, coarse_path, fusion, bands, min_clear, grid)
     target = day_number(parse_day(day))
-    result = fuse(inp.scenes, inp.series, target, grid.shape, inp.settings)
+    result = inp.method.predict(inp.scenes, inp.series, target, grid.shape)
     assert isinstance(result, FusionResult)
     no_fine = float(np.mean(result.flag & 1 > 0))
     log.info(

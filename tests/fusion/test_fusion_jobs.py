@@ -24,6 +24,7 @@ GRID = Grid("EPSG:32632", Affine(70.0, 0, X0, 0, -70.0, Y0), 16, 16)
 RATIO = 4
 BANDS = ["B04", "B08"]
 FUSION = {
+    "method": "efast",
     "coarse": "sentinel3",
     "ratio": RATIO,
     "sigma": 20.0,
@@ -90,7 +91,7 @@ def region(tmp_path):
     ]
     days = [DAY0 + dt.timedelta(days=k) for k in range(-5, 26)]
     s3 = write_s3_series(tmp_path, days, red, nir, trend=0.004)
-    coarse = steps.build_coarse("sentinel3", s3, GRID, RATIO, BANDS, tmp_path / "coarse.nc")
+    coarse = steps.coarse("sentinel3", s3, GRID, RATIO, BANDS, tmp_path / "coarse.nc")
     return {"root": tmp_path, "s2": s2, "coarse": coarse, "red": red, "nir": nir}
 
 
@@ -106,7 +107,7 @@ def test_coarse_series_from_sentinel3_on_the_nested_grid(region):
 
 def test_a_fused_day_is_a_cog_with_its_bands_and_tags(region):
     out = region["root"] / "daily" / "20230705.tif"
-    steps.fuse_day("20230705", region["s2"], region["coarse"], GRID, FUSION, BANDS, 0.5, out)
+    steps.predict("20230705", region["s2"], region["coarse"], GRID, FUSION, BANDS, 0.5, out)
     with rasterio.open(out) as src:
         assert src.descriptions == ("ndvi", "b04", "b08", "weight", "days_to_fine", "flag")
         assert (src.width, src.height) == GRID.shape[::-1] and src.transform == GRID.transform
@@ -129,18 +130,18 @@ def test_a_band_the_coarse_sensor_lacks_is_the_fine_mosaic(region, tmp_path):
     path = write_netcdf(_dataset(GRID, layers, time, {}), tmp_path / "s2.nc")
     out = tmp_path / "20230703.tif"
     bands = ["B04", "B05", "B08"]
-    steps.fuse_day("20230703", [path], region["coarse"], GRID, FUSION, bands, 0.5, out)
+    steps.predict("20230703", [path], region["coarse"], GRID, FUSION, bands, 0.5, out)
     with rasterio.open(out) as src:
         assert src.tags()["no_coarse_change_bands"] == "b05"
         np.testing.assert_allclose(src.read(3), 0.2, atol=1e-6)
     with pytest.raises(ConfigError, match="B04 and B08"):
-        steps.fuse_day("20230703", [path], region["coarse"], GRID, FUSION, ["B04"], 0.5, out)
+        steps.predict("20230703", [path], region["coarse"], GRID, FUSION, ["B04"], 0.5, out)
 
 
 def test_a_coarse_series_on_another_grid_is_refused(region, tmp_path):
     other = dict(FUSION, ratio=2)
     with pytest.raises(InputError, match="coarse grid of fusion.ratio 2"):
-        steps.fuse_day(
+        steps.predict(
             "20230705", region["s2"], region["coarse"], GRID, other, BANDS, 0.5, tmp_path / "x.tif"
         )
     assert not (tmp_path / "x.tif").exists()
@@ -148,7 +149,7 @@ def test_a_coarse_series_on_another_grid_is_refused(region, tmp_path):
 
 def test_no_coarse_files_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="no sentinel3 files"):
-        steps.build_coarse("sentinel3", [], GRID, RATIO, BANDS, tmp_path / "c.nc")
+        steps.coarse("sentinel3", [], GRID, RATIO, BANDS, tmp_path / "c.nc")
 
 
 def test_evaluation_scores_every_method_on_the_same_pixels(region, tmp_path):
@@ -180,7 +181,7 @@ def test_evaluation_scores_every_method_on_the_same_pixels(region, tmp_path):
 
 def test_cube_layers_from_a_fused_product(region, tmp_path):
     out = tmp_path / "20230705.tif"
-    steps.fuse_day("20230705", region["s2"], region["coarse"], GRID, FUSION, BANDS, 0.5, out)
+    steps.predict("20230705", region["s2"], region["coarse"], GRID, FUSION, BANDS, 0.5, out)
     layers = fused_s2(out, BANDS, GRID)
     assert (layers["s2_age_days"] == 0).all() and (layers["s2_weight"] > 0.9).all()
     with rasterio.open(out) as src:

@@ -244,3 +244,13 @@ def test_a_second_scene_of_the_withheld_day_is_withheld_too(fine):
     assert record["inputs"] == 1
     # the other same-day scene would have given a perfect score; day 10 is 0.1 off
     assert out["bands"]["ndvi"]["baseline_nearest"]["rmse"] == pytest.approx(0.1, abs=1e-5)
+
+
+def test_efast_behind_the_method_interface_round_trips_its_settings():
+    from lstfill.fusion.method import METHODS, Efast
+    from lstfill.method import Method
+
+    efast = METHODS["efast"](EfastSettings(ratio=3, sigma=12.0))
+    assert isinstance(efast, Method) and efast.fit(None, "unused") is None
+    again = Efast.from_state(efast.state())
+    assert again == efast and again.settings.sigma == 12.0
