@@ -16,11 +16,11 @@ super-resolution and downscaling now seed their initial weights, so their number
 | | before (15d0d11) | after |
 |---|---|---|
 | workflow wall time | 15.4 min | 8.7 min |
-| predict_gapfill, 36 jobs (wall s / CPU s) | 225 / 180 | 140 / 126 |
-| predict_superres, 62 jobs | 313 / 236 | 164 / 131 |
+| gapfill_predict, 36 jobs (wall s / CPU s) | 225 / 180 | 140 / 126 |
+| superres_predict, 62 jobs | 313 / 236 | 164 / 131 |
 | superres_scene, 31 jobs | 212 / 116 | 26 / 15 |
-| train_downscale, 2 jobs | 145 / 203 | 96 / 59 |
-| train_superres, 2 jobs | 92 / 101 | 114 / 86 |
+| downscale_train, 2 jobs | 145 / 203 | 96 / 59 |
+| superres_train, 2 jobs | 92 / 101 | 114 / 86 |
 | gap-fill model_cnn RMSE (K) | 2.194 | 2.194 |
 | super-resolution model_sifnn1 / sifnn2 RMSE (K) | 2.060 / 2.157 | 2.070 / 2.155 |
 | downscaling model_mlp RMSE, space / day (K) | 0.922 / 0.904 | 0.924 / 0.904 |

@@ -67,7 +67,7 @@ checkpoint downscale_samples:
         "../workflow_scripts/downscale_samples.py"
 
 
-rule train_downscale:
+rule downscale_train:
     input:
         unpack(downscale_samples),
     output:
@@ -94,9 +94,9 @@ rule train_downscale:
         workdir=DS_WORKDIR,
         runs=DS_RUNS,
     log:
-        log_path("train_downscale", "{region}/{split}"),
+        log_path("downscale_train", "{region}/{split}"),
     benchmark:
-        benchmark_path("train_downscale", "{region}/{split}")
+        benchmark_path("downscale_train", "{region}/{split}")
     threads: model_threads()
     resources:
         mem_mb=16000,
@@ -104,10 +104,10 @@ rule train_downscale:
     conda:
         "../envs/downscale.yaml"
     script:
-        "../workflow_scripts/train_downscale.py"
+        "../workflow_scripts/downscale_train.py"
 
 
-rule predict_downscale:
+rule downscale_predict:
     input:
         lst=lambda wildcards: downscale_files(wildcards.region)["lst"],
         dem=DS_DEM,
@@ -120,9 +120,9 @@ rule predict_downscale:
         qa_strict=config["downscale"]["qa_strict"],
         device=config["downscale"]["training"]["device"],
     log:
-        log_path("predict_downscale", "{region}/{day}"),
+        log_path("downscale_predict", "{region}/{day}"),
     benchmark:
-        benchmark_path("predict_downscale", "{region}/{day}")
+        benchmark_path("downscale_predict", "{region}/{day}")
     threads: 1
     group:
         "downscale_predict"
@@ -132,10 +132,10 @@ rule predict_downscale:
     conda:
         "../envs/downscale.yaml"
     script:
-        "../workflow_scripts/predict_downscale.py"
+        "../workflow_scripts/downscale_predict.py"
 
 
-rule evaluate_downscale:
+rule downscale_evaluate:
     input:
         unpack(downscale_samples),
         models=lambda wildcards: list(downscale_models(wildcards).values()),
@@ -152,9 +152,9 @@ rule evaluate_downscale:
         downscale=subconfig("downscale", "split", "importance", "training.device"),
         kinds=config["downscale"]["split"]["kinds"],
     log:
-        log_path("evaluate_downscale", "{region}"),
+        log_path("downscale_evaluate", "{region}"),
     benchmark:
-        benchmark_path("evaluate_downscale", "{region}")
+        benchmark_path("downscale_evaluate", "{region}")
     threads: model_threads()
     resources:
         mem_mb=16000,
@@ -162,4 +162,4 @@ rule evaluate_downscale:
     conda:
         "../envs/downscale.yaml"
     script:
-        "../workflow_scripts/evaluate_downscale.py"
+        "../workflow_scripts/downscale_evaluate.py"

@@ -3,6 +3,7 @@
 # weight, days_to_fine, flag), and the withheld-scene evaluation against four baselines.
 
 FUSION_METHOD_KEYS = (
+    "method",
     "ratio",
     "sigma",
     "D",

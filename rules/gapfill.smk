@@ -26,7 +26,7 @@ rule gapfill_dataset:
         "../workflow_scripts/gapfill_dataset.py"
 
 
-rule train_gapfill:
+rule gapfill_train:
     input:
         dataset=GAPFILL_DATASET,
         split=GAPFILL_SPLIT,
@@ -54,9 +54,9 @@ rule train_gapfill:
         ),
         workdir=GAPFILL_WORKDIR,
     log:
-        log_path("train_gapfill", "{region}"),
+        log_path("gapfill_train", "{region}"),
     benchmark:
-        benchmark_path("train_gapfill", "{region}")
+        benchmark_path("gapfill_train", "{region}")
     threads: model_threads(1.0)  # all cores: the largest model, scored on 2 threads in README
     resources:
         mem_mb=8000,
@@ -64,10 +64,10 @@ rule train_gapfill:
     conda:
         "../envs/gapfill.yaml"
     script:
-        "../workflow_scripts/train_gapfill.py"
+        "../workflow_scripts/gapfill_train.py"
 
 
-rule predict_gapfill:
+rule gapfill_predict:
     input:
         cube=CUBE,
         model=GAPFILL_MODEL,
@@ -77,9 +77,9 @@ rule predict_gapfill:
         chunk_rows=config["gapfill"]["chunk_rows"],
         device=config["gapfill"]["training"]["device"],
     log:
-        log_path("predict_gapfill", "{region}/{date}"),
+        log_path("gapfill_predict", "{region}/{date}"),
     benchmark:
-        benchmark_path("predict_gapfill", "{region}/{date}")
+        benchmark_path("gapfill_predict", "{region}/{date}")
     threads: 1
     group:
         "gapfill_predict"
@@ -89,10 +89,10 @@ rule predict_gapfill:
     conda:
         "../envs/gapfill.yaml"
     script:
-        "../workflow_scripts/predict_gapfill.py"
+        "../workflow_scripts/gapfill_predict.py"
 
 
-rule evaluate_gapfill:
+rule gapfill_evaluate:
     input:
         cubes=region_cubes,
         model=GAPFILL_MODEL,
@@ -111,9 +111,9 @@ rule evaluate_gapfill:
             "gapfill", "evaluation", "residual_correction", "training.seed", "training.device"
         ),
     log:
-        log_path("evaluate_gapfill", "{region}"),
+        log_path("gapfill_evaluate", "{region}"),
     benchmark:
-        benchmark_path("evaluate_gapfill", "{region}")
+        benchmark_path("gapfill_evaluate", "{region}")
     threads: model_threads(1.0)  # all cores: the largest model, scored on 2 threads in README
     resources:
         mem_mb=6000,
@@ -121,4 +121,4 @@ rule evaluate_gapfill:
     conda:
         "../envs/gapfill.yaml"
     script:
-        "../workflow_scripts/evaluate_gapfill.py"
+        "../workflow_scripts/gapfill_evaluate.py"

@@ -1,15 +1,15 @@
 # Prepare: aligned CF NetCDF datacubes on the region grid, one per acquisition.
 
 
-rule build_static:
+rule prepare_static:
     input:
         inventory=INVENTORY,
     output:
         static=STATIC,
     log:
-        log_path("build_static", "{region}"),
+        log_path("prepare_static", "{region}"),
     benchmark:
-        benchmark_path("build_static", "{region}")
+        benchmark_path("prepare_static", "{region}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -17,10 +17,10 @@ rule build_static:
     conda:
         "../envs/prepare.yaml"
     script:
-        "../workflow_scripts/build_static.py"
+        "../workflow_scripts/prepare_static.py"
 
 
-rule build_s2_grid:
+rule prepare_s2_grid:
     input:
         inventory=INVENTORY,
         scene=s2_scene_folder,
@@ -29,9 +29,9 @@ rule build_s2_grid:
     params:
         sentinel2=subconfig("prepare", "sentinel2.bands", "sentinel2.scl_invalid")["sentinel2"],
     log:
-        log_path("build_s2_grid", "{region}/{scene}"),
+        log_path("prepare_s2_grid", "{region}/{scene}"),
     benchmark:
-        benchmark_path("build_s2_grid", "{region}/{scene}")
+        benchmark_path("prepare_s2_grid", "{region}/{scene}")
     threads: 1
     group:
         "s2_grids"
@@ -41,10 +41,10 @@ rule build_s2_grid:
     conda:
         "../envs/prepare.yaml"
     script:
-        "../workflow_scripts/build_s2_grid.py"
+        "../workflow_scripts/prepare_s2_grid.py"
 
 
-rule build_cube:
+rule prepare_cube:
     input:
         inventory=INVENTORY,
         static=STATIC,
@@ -64,9 +64,9 @@ rule build_cube:
             "sentinel2.source",
         ),
     log:
-        log_path("build_cube", "{region}/{date}"),
+        log_path("prepare_cube", "{region}/{date}"),
     benchmark:
-        benchmark_path("build_cube", "{region}/{date}")
+        benchmark_path("prepare_cube", "{region}/{date}")
     threads: 1
     group:
         "cubes"
@@ -76,4 +76,4 @@ rule build_cube:
     conda:
         "../envs/prepare.yaml"
     script:
-        "../workflow_scripts/build_cube.py"
+        "../workflow_scripts/prepare_cube.py"

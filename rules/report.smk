@@ -1,7 +1,7 @@
 # Report: quicklooks of every cube and a per-region summary, for `snakemake --report`.
 
 
-rule plot_quicklook:
+rule report_quicklook:
     input:
         cube=CUBE,
     output:
@@ -13,9 +13,9 @@ rule plot_quicklook:
             labels={"region": "{region}", "acquisition": "{date}"},
         ),
     log:
-        log_path("plot_quicklook", "{region}/{date}"),
+        log_path("report_quicklook", "{region}/{date}"),
     benchmark:
-        benchmark_path("plot_quicklook", "{region}/{date}")
+        benchmark_path("report_quicklook", "{region}/{date}")
     threads: 1
     group:
         "cubes"
@@ -25,10 +25,10 @@ rule plot_quicklook:
     conda:
         "../envs/report.yaml"
     script:
-        "../workflow_scripts/plot_quicklook.py"
+        "../workflow_scripts/report_quicklook.py"
 
 
-rule summarise_cubes:
+rule report_cubes:
     input:
         cubes=region_cubes,
     output:
@@ -47,9 +47,9 @@ rule summarise_cubes:
             labels={"region": "{region}", "figure": "clear-sky share"},
         ),
     log:
-        log_path("summarise_cubes", "{region}"),
+        log_path("report_cubes", "{region}"),
     benchmark:
-        benchmark_path("summarise_cubes", "{region}")
+        benchmark_path("report_cubes", "{region}")
     threads: 1
     resources:
         mem_mb=1500,
@@ -57,4 +57,4 @@ rule summarise_cubes:
     conda:
         "../envs/report.yaml"
     script:
-        "../workflow_scripts/summarise_cubes.py"
+        "../workflow_scripts/report_cubes.py"

@@ -55,7 +55,7 @@ rule superres_dataset:
         "../workflow_scripts/superres_dataset.py"
 
 
-rule train_superres:
+rule superres_train:
     input:
         dataset=SR_DATASET,
     output:
@@ -79,9 +79,9 @@ rule train_superres:
         ),
         workdir=SR_WORKDIR,
     log:
-        log_path("train_superres", "{region}/{variant}"),
+        log_path("superres_train", "{region}/{variant}"),
     benchmark:
-        benchmark_path("train_superres", "{region}/{variant}")
+        benchmark_path("superres_train", "{region}/{variant}")
     threads: model_threads()
     resources:
         mem_mb=8000,
@@ -89,10 +89,10 @@ rule train_superres:
     conda:
         "../envs/superres.yaml"
     script:
-        "../workflow_scripts/train_superres.py"
+        "../workflow_scripts/superres_train.py"
 
 
-rule predict_superres:
+rule superres_predict:
     input:
         scene=SR_SCENE,
         model=SR_MODEL,
@@ -101,9 +101,9 @@ rule predict_superres:
     params:
         device=config["superres"]["training"]["device"],
     log:
-        log_path("predict_superres", "{region}/{variant}/{day}"),
+        log_path("superres_predict", "{region}/{variant}/{day}"),
     benchmark:
-        benchmark_path("predict_superres", "{region}/{variant}/{day}")
+        benchmark_path("superres_predict", "{region}/{variant}/{day}")
     threads: 1
     group:
         "superres_predict"
@@ -113,10 +113,10 @@ rule predict_superres:
     conda:
         "../envs/superres.yaml"
     script:
-        "../workflow_scripts/predict_superres.py"
+        "../workflow_scripts/superres_predict.py"
 
 
-rule evaluate_superres:
+rule superres_evaluate:
     input:
         scenes=region_sr_scenes,
         truth=region_sr_truth,
@@ -135,9 +135,9 @@ rule evaluate_superres:
         superres=subconfig("superres", "psf_mtf", "baselines", "training.device"),
         variants=list(config["superres"]["variants"]),
     log:
-        log_path("evaluate_superres", "{region}"),
+        log_path("superres_evaluate", "{region}"),
     benchmark:
-        benchmark_path("evaluate_superres", "{region}")
+        benchmark_path("superres_evaluate", "{region}")
     threads: model_threads()
     resources:
         mem_mb=6000,
@@ -145,4 +145,4 @@ rule evaluate_superres:
     conda:
         "../envs/superres.yaml"
     script:
-        "../workflow_scripts/evaluate_superres.py"
+        "../workflow_scripts/superres_evaluate.py"

@@ -32,8 +32,12 @@ def test_profiles_use_the_current_file_name():
 
 def test_model_rules_get_a_gpu_and_the_same_threads():
     slurm = profile("slurm")
-    model_rules = {r for r in RULE_NAMES if re.match(r"(train|predict|evaluate)_", r)}
-    assert {"train_gapfill", "predict_superres", "evaluate_downscale"} <= model_rules
+    model_rules = {
+        r
+        for r in RULE_NAMES
+        if re.match(r"(gapfill|superres|downscale)_(train|predict|evaluate)$", r)
+    }
+    assert {"gapfill_train", "superres_predict", "downscale_evaluate"} <= model_rules
     assert set(slurm["set-resources"]) == model_rules
     assert set(slurm["set-threads"]) == model_rules
     for rule in model_rules:

@@ -73,43 +73,43 @@ CASES = {
     "gapfill evaluation key: evaluation only": (
         "gapfill.evaluation.max_pairs",
         5,
-        lambda run: {"evaluate_gapfill": 1},
+        lambda run: {"gapfill_evaluate": 1},
     ),
     "gapfill training key: training, products, evaluation": (
         "gapfill.training.epochs",
         3,
         lambda run: {
-            "train_gapfill": 1,
-            "predict_gapfill": _acquisitions(run),
-            "evaluate_gapfill": 1,
+            "gapfill_train": 1,
+            "gapfill_predict": _acquisitions(run),
+            "gapfill_evaluate": 1,
         },
     ),
     "superres baseline key: evaluation only": (
         "superres.baselines.dms_estimators",
         3,
-        lambda run: {"evaluate_superres": 1},
+        lambda run: {"superres_evaluate": 1},
     ),
     "superres training key: training, products, evaluation": (
         "superres.training.epochs",
         2,
         lambda run: {
-            "train_superres": 1,  # the tiny config's one variant
-            "predict_superres": _modis_days(run),
-            "evaluate_superres": 1,
+            "superres_train": 1,  # the tiny config's one variant
+            "superres_predict": _modis_days(run),
+            "superres_evaluate": 1,
         },
     ),
     "downscale importance key: evaluation only": (
         "downscale.importance.n_repeats",
         2,
-        lambda run: {"evaluate_downscale": 1},
+        lambda run: {"downscale_evaluate": 1},
     ),
     "downscale training key: training, maps, evaluation": (
         "downscale.training.epochs",
         3,
         lambda run: {
-            "train_downscale": 2,  # one per split kind
-            "predict_downscale": _downscale_days(run),
-            "evaluate_downscale": 1,
+            "downscale_train": 2,  # one per split kind
+            "downscale_predict": _downscale_days(run),
+            "downscale_evaluate": 1,
         },
     ),
     "download settings of a demo region: nothing": (

@@ -8,7 +8,8 @@ often. One training job is killed with scancel while it runs. Then:
 - every job ran inside a SLURM allocation (the SLURM job id is in its rule log);
 - the outputs are those of the same region run locally: the same files, identical arrays for
   the deterministic products, metrics within a tolerance where training is not bit-identical;
-- every train_*, predict_* and evaluate_* sbatch call asked for a GPU on the GPU partition,
+- every *_train, *_predict and *_evaluate sbatch call of a model job asked for a GPU on the GPU
+  partition,
   every other one the CPU partition, all with the account, and --cpus-per-task equal to the
   job's threads;
 - the killed job was retried and its outputs are complete.
@@ -34,7 +35,7 @@ from conftest import ROOT, tiny_workdir
 REASON = slurm_cluster.unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no local SLURM: {REASON}")
 
-# the model rules (train_gapfill, predict_superres, ...) and their groups; the fusion rules
+# the model rules (gapfill_train, superres_predict, ...) and their groups; the fusion rules
 # (fusion_predict, fusion_evaluate: NumPy, no model) stay on the CPU partition
 GPU_JOB = re.compile(r"(^|_)(train|predict|evaluate)_(gapfill|superres|downscale)(_|$)")
 
@@ -105,7 +106,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def slurm_run(cluster, tmp_path_factory):
-    """The tiny region run on the cluster, one train_gapfill job cancelled mid-run."""
+    """The tiny region run on the cluster, one gapfill_train job cancelled mid-run."""
     base = tmp_path_factory.mktemp("slurm_run")
     workdir = tiny_workdir(base / "run")
     profile = edited_profile(base / "profiles/slurm", cluster)
@@ -119,7 +120,7 @@ def slurm_run(cluster, tmp_path_factory):
         try:
             deadline = time.monotonic() + 1500
             while proc.poll() is None and time.monotonic() < deadline:
-                if cancelled is None and (job := running_job("rule_train_gapfill")):
+                if cancelled is None and (job := running_job("rule_gapfill_train")):
                     time.sleep(1.0)  # well inside its start-up: it cannot finish this soon
                     subprocess.run(["scancel", job], check=True)
                     cancelled = job
@@ -235,17 +236,17 @@ def test_sbatch_calls_ask_for_account_partition_gpu_and_threads(slurm_run, clust
         # --cpus-per-task is the job's threads: the model rules' GPU_THREADS capped at 2 cores
         cpus = "2" if GPU_JOB.search(name) else "[12]"
         assert re.search(rf"--cpus-per-task={cpus}\b", call), call
-    assert {"train_gapfill", "train_superres", "train_downscale"} <= names
+    assert {"gapfill_train", "superres_train", "downscale_train"} <= names
     for group in ("gapfill_predict", "superres_predict", "cubes"):  # job groups: group_rules
         assert any(name.startswith(f"{group}_") for name in names), (group, names)
 
 
 def test_a_cancelled_job_is_retried_and_its_outputs_are_complete(slurm_run):
     cancelled = slurm_run["cancelled"]
-    assert cancelled, "no train_gapfill job was seen running"
+    assert cancelled, "no gapfill_train job was seen running"
     jobs = slurm_run["jobs"]
     assert jobs[cancelled][1] == "CANCELLED"
-    retried = [j for j, (c, s) in jobs.items() if c.startswith("rule_train_gapfill")]
+    retried = [j for j, (c, s) in jobs.items() if c.startswith("rule_gapfill_train")]
     assert any(jobs[j][1] == "COMPLETED" and int(j) > int(cancelled) for j in retried)
     workdir = slurm_run["workdir"]
     assert (workdir / "results/tiny/gapfill/model/cnn.pt").stat().st_size > 1000

@@ -77,7 +77,7 @@ def test_superres_products_and_metrics(workdir):
     assert metrics["methods"]["model_sifnn1"]["rmse"] < 10
     target = f"results/tiny/superres/sharpened/sifnn1/{days[0]}.tif"
     (workdir / target).unlink()
-    assert job_counts(run(workdir, "--dry-run", target)) == {"predict_superres": 1}
+    assert job_counts(run(workdir, "--dry-run", target)) == {"superres_predict": 1}
     run(workdir, target)
 
 
@@ -108,7 +108,7 @@ def test_downscale_products_metrics_and_runs(workdir):
     assert len(runs) == 1 + 2  # header, one row per split
     target = f"results/tiny_il/downscale/maps/{days[0]}.tif"
     (workdir / target).unlink()
-    assert job_counts(run(workdir, "--dry-run", target)) == {"predict_downscale": 1}
+    assert job_counts(run(workdir, "--dry-run", target)) == {"downscale_predict": 1}
     run(workdir, target)
 
 
@@ -156,7 +156,7 @@ def test_a_cube_from_the_fused_product_of_a_modis_coarse_series(tiny_run, tmp_pa
     )
     target = f"results/tiny/cubes/{acq}.nc"
     counts = job_counts(run(workdir, "--dry-run", target))
-    assert counts == {"fusion_coarse": 1, "fusion_predict": 1, "build_cube": 1}
+    assert counts == {"fusion_coarse": 1, "fusion_predict": 1, "prepare_cube": 1}
     run(workdir, target)
     with xr.open_dataset(workdir / target) as ds:
         assert ds.attrs["s2_source"] == "fused"
@@ -175,7 +175,7 @@ def test_asking_for_one_product_reruns_only_its_prediction(workdir):
     target = f"results/tiny/gapfill/filled/{acq}.tif"
     (workdir / target).unlink()
     out = run(workdir, "--dry-run", target)
-    assert job_counts(out) == {"predict_gapfill": 1}
+    assert job_counts(out) == {"gapfill_predict": 1}
 
 
 def test_asking_for_one_cube_reruns_only_that_cube(workdir):
@@ -183,7 +183,7 @@ def test_asking_for_one_cube_reruns_only_that_cube(workdir):
     target = f"results/tiny/cubes/{next(iter(acq))}.nc"
     (workdir / target).unlink()
     out = run(workdir, "--dry-run", target)
-    assert job_counts(out) == {"build_cube": 1}
+    assert job_counts(out) == {"prepare_cube": 1}
     run(workdir, target)
     assert (workdir / target).exists()
 
