@@ -9,9 +9,8 @@ often. One training job is killed with scancel while it runs. Then:
 - the outputs are those of the same region run locally: the same files, identical arrays for
   the deterministic products, metrics within a tolerance where training is not bit-identical;
 - every *_train, *_predict and *_evaluate sbatch call of a model job asked for a GPU on the GPU
-  partition,
-  every other one the CPU partition, all with the account, and --cpus-per-task equal to the
-  job's threads;
+  partition, every other one the CPU partition, all with the account, and --cpus-per-task
+  equal to the job's threads;
 - the killed job was retried and its outputs are complete.
 """
 
