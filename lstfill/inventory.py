@@ -19,7 +19,7 @@ SOURCES = ("ecostress", "sentinel2", "inca", "srtm", "landcover", "modis", "sent
 
 
 def acquisition_id(time: dt.datetime) -> str:
-    """The {date} wildcard of an acquisition: its UTC time as YYYYMMDDTHHMMSS."""
+    """The {acquisition} wildcard: its UTC time as YYYYMMDDTHHMMSS."""
     return time.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S")
 
 

@@ -20,7 +20,7 @@ config.update(validate_config(config))
 
 wildcard_constraints:
     region=r"[A-Za-z0-9_-]+",
-    date=r"\d{8}T\d{6}",
+    acquisition=r"\d{8}T\d{6}",
     day=r"\d{8}",
     variant=r"sifnn[12]",
     split=r"space|day",
@@ -35,8 +35,8 @@ DOWNLOAD_SRTM = "resources/{region}/downloads/srtm.json"
 INVENTORY = "resources/{region}/inventory.json"
 STATIC = "results/{region}/cubes/static.nc"
 S2_GRID = "results/{region}/cubes/sentinel2/{scene}.nc"
-CUBE = "results/{region}/cubes/{date}.nc"
-QUICKLOOK = "results/{region}/report/quicklooks/{date}.png"
+CUBE = "results/{region}/cubes/{acquisition}.nc"
+QUICKLOOK = "results/{region}/report/quicklooks/{acquisition}.png"
 CUBE_TABLE = "results/{region}/report/cubes.csv"
 CUBE_FIGURE = "results/{region}/report/cubes.png"
 GAPFILL_DATASET = "results/{region}/gapfill/dataset/patches.nc"
@@ -44,7 +44,7 @@ GAPFILL_SPLIT = "results/{region}/gapfill/dataset/split.json"
 GAPFILL_MODEL = "results/{region}/gapfill/model/cnn.pt"
 GAPFILL_CURVE = "results/{region}/gapfill/model/training_curve.png"
 GAPFILL_WORKDIR = "results/{region}/gapfill/model/cnn_training"
-GAPFILL_PRODUCT = "results/{region}/gapfill/filled/{date}.tif"
+GAPFILL_PRODUCT = "results/{region}/gapfill/filled/{acquisition}.tif"
 GAPFILL_METRICS = "results/{region}/gapfill/metrics.json"
 GAPFILL_FIGURE = "results/{region}/gapfill/evaluation.png"
 SR_SCENE = "results/{region}/superres/scenes/{day}.nc"
@@ -117,7 +117,7 @@ def s2_scene_folder(wildcards):
 def ecostress_files(wildcards):
     """The LST layer files of the acquisition's granules (the other layers sit beside them)."""
     inv = region_inventory(wildcards)
-    granules = inv["acquisitions"][wildcards.date]["granules"]
+    granules = inv["acquisitions"][wildcards.acquisition]["granules"]
     return [f"{inv['ecostress_dir']}/{gid}_LST.tif" for gid in granules]
 
 
@@ -125,7 +125,7 @@ def cube_s2_grids(wildcards):
     """The S2 grids within window_days of the acquisition, or with prepare.sentinel2.source
     'fused' the fusion product of its day."""
     inv = region_inventory(wildcards)
-    time = parse_acquisition_id(wildcards.date)
+    time = parse_acquisition_id(wildcards.acquisition)
     if config["prepare"]["sentinel2"]["source"] == "fused":
         return [FUSION_PRODUCT.format(region=wildcards.region, day=f"{time:%Y%m%d}")]
     window = config["prepare"]["sentinel2"]["window_days"]
@@ -134,12 +134,12 @@ def cube_s2_grids(wildcards):
 
 def cube_inca_files(wildcards):
     inv = region_inventory(wildcards)
-    time = parse_acquisition_id(wildcards.date)
+    time = parse_acquisition_id(wildcards.acquisition)
     return inca_files_for(inv, time, config["prepare"]["inca"]["cumulative_hours"])
 
 
 def region_cubes(wildcards):
-    return expand(CUBE, region=wildcards.region, date=acquisitions(wildcards.region))
+    return expand(CUBE, region=wildcards.region, acquisition=acquisitions(wildcards.region))
 
 
 def region_modis_days(region):
@@ -255,9 +255,9 @@ def all_targets(wildcards):
     for region in config["regions"]:
         dates = acquisitions(region)
         targets += expand([CUBE_TABLE, CUBE_FIGURE], region=region)
-        targets += expand(QUICKLOOK, region=region, date=dates)
+        targets += expand(QUICKLOOK, region=region, acquisition=dates)
         targets += expand([GAPFILL_METRICS, GAPFILL_FIGURE, GAPFILL_CURVE], region=region)
-        targets += expand(GAPFILL_PRODUCT, region=region, date=dates)
+        targets += expand(GAPFILL_PRODUCT, region=region, acquisition=dates)
         days = region_modis_days(region)
         if days:
             variants = list(config["superres"]["variants"])

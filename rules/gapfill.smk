@@ -77,9 +77,9 @@ rule gapfill_predict:
         chunk_rows=config["gapfill"]["chunk_rows"],
         device=config["gapfill"]["training"]["device"],
     log:
-        log_path("gapfill_predict", "{region}/{date}"),
+        log_path("gapfill_predict", "{region}/{acquisition}"),
     benchmark:
-        benchmark_path("gapfill_predict", "{region}/{date}")
+        benchmark_path("gapfill_predict", "{region}/{acquisition}")
     threads: 1
     group:
         "gapfill_predict"

@@ -64,9 +64,9 @@ rule prepare_cube:
             "sentinel2.source",
         ),
     log:
-        log_path("prepare_cube", "{region}/{date}"),
+        log_path("prepare_cube", "{region}/{acquisition}"),
     benchmark:
-        benchmark_path("prepare_cube", "{region}/{date}")
+        benchmark_path("prepare_cube", "{region}/{acquisition}")
     threads: 1
     group:
         "cubes"

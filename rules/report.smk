@@ -10,12 +10,12 @@ rule report_quicklook:
             caption="captions/quicklook.rst",
             category="Datacubes",
             subcategory="{region}",
-            labels={"region": "{region}", "acquisition": "{date}"},
+            labels={"region": "{region}", "acquisition": "{acquisition}"},
         ),
     log:
-        log_path("report_quicklook", "{region}/{date}"),
+        log_path("report_quicklook", "{region}/{acquisition}"),
     benchmark:
-        benchmark_path("report_quicklook", "{region}/{date}")
+        benchmark_path("report_quicklook", "{region}/{acquisition}")
     threads: 1
     group:
         "cubes"

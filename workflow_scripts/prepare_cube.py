@@ -6,7 +6,7 @@ from lstfill.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 build_cube(
-    snakemake.wildcards.date,
+    snakemake.wildcards.acquisition,
     read_inventory(snakemake.input.inventory),
     snakemake.input.static,
     list(snakemake.input.s2),
