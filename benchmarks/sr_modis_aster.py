@@ -18,7 +18,7 @@ first r rows / c columns padded by edge replication. Each method sharpens (64x64
 Scoring, per pair: each output is reprojected (bilinear, NaN nodata) from the sinusoidal grid to
 the ASTER grid; pixels where ASTER is finite and >= 270 K and every method's reprojected output
 is finite are scored, the same pixels for every method of a pair, with
-`lstfill.superres.quality.quality_metrics` (FRR relative to the reprojected bicubic), plus the
+`lstfill.superres.evaluate.quality_metrics` (FRR relative to the reprojected bicubic), plus the
 energy-conservation residual of the product on its own fine grid (`energy_residual`, MTF 0.1).
 Means over pairs are unweighted; "wins" is the share of pairs whose RMSE is below bicubic's.
 
@@ -78,16 +78,17 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lstfill.baselines.bicubic import bicubic  # noqa: E402
-from lstfill.baselines.dms import dms  # noqa: E402
-from lstfill.baselines.tsharp import tsharp  # noqa: E402
 from lstfill.io import write_json  # noqa: E402
+from lstfill.method import load_method  # noqa: E402
 from lstfill.raster import fill_nearest  # noqa: E402
 from lstfill.splits import TRAIN, VAL  # noqa: E402
-from lstfill.superres.data import PatchPairs, normalisation  # noqa: E402
+from lstfill.superres.baselines import bicubic, tsharp  # noqa: E402
+from lstfill.superres.dataset import PatchPairs, normalisation  # noqa: E402
+from lstfill.superres.dms import dms  # noqa: E402
+from lstfill.superres.evaluate import quality_metrics  # noqa: E402
+from lstfill.superres.method import METHODS, Sharpener, energy_residual  # noqa: E402
 from lstfill.superres.model import LossConfig  # noqa: E402
-from lstfill.superres.quality import quality_metrics  # noqa: E402
-from lstfill.superres.sharpen import Sharpener, energy_residual  # noqa: E402
+from lstfill.training.checkpoint import save_checkpoint  # noqa: E402
 from lstfill.training.settings import TrainConfig  # noqa: E402
 
 FACTOR = 4
@@ -276,11 +277,13 @@ def train_variant(
     """Train one variant from a fresh work directory, save it to `out`; (model, info)."""
     torch.manual_seed(SEED)
     np.random.seed(SEED)  # noqa: NPY002 - the training loop seeds the global RNGs too
-    model = Sharpener(loss_config(variant), factor=FACTOR, channels=channels)
+    model = Sharpener(
+        loss_config(variant), factor=FACTOR, channels=channels, training=cfg, crop=CROP
+    )
     norm = normalisation(pp)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"sr_{variant}_") as tmp:
-        result = model.fit(pp, norm, cfg, tmp, crop=CROP, progress=False)
+        result = model.fit((pp, norm), tmp, progress=False)
     seconds = time.perf_counter() - start
     info = {
         "seconds": seconds,
@@ -290,7 +293,8 @@ def train_variant(
         "stopped_early": result.stopped_early,
         "checkpoint": str(out),
     }
-    model.save(out, {"benchmark": "sr_modis_aster", "training": dataclasses.asdict(cfg)})
+    model.config = {"benchmark": "sr_modis_aster", "training": dataclasses.asdict(cfg)}
+    save_checkpoint(out, **model.state())
     return model, info
 
 
@@ -326,7 +330,7 @@ def load_models(paths: list[Path]) -> tuple[dict[str, Sharpener], dict[str, Any]
     models: dict[str, Sharpener] = {}
     sources: dict[str, str] = {}
     for path in paths:
-        model = Sharpener.load(path)
+        model = load_method(path, METHODS)
         name = f"model_{model.loss_cfg.variant}"
         if name in models:
             name = f"{name}_{path.stem}"

@@ -46,9 +46,9 @@ def synthetic_tile(size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def _run(method: str, size: int, threads: int, tile: int, queue: Any) -> None:
     import torch
 
-    from lstfill.baselines.dms import dms
+    from lstfill.superres.dms import dms
+    from lstfill.superres.method import Sharpener, TileConfig
     from lstfill.superres.model import LossConfig
-    from lstfill.superres.sharpen import Sharpener, TileConfig
 
     torch.set_num_threads(threads)
     lst, ndvi = synthetic_tile(size)

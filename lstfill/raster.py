@@ -1,8 +1,10 @@
-"""A georeferenced 2-D array and its resampling onto a region grid.
+"""A georeferenced 2-D array, its resampling onto a region grid, and block means.
 
 Readers of every provider format return `Raster`s in the provider's own CRS and grid; the cube
 builder then puts each onto the region grid with the resampling that fits the variable
 (average when coarsening reflectance, bilinear for smooth fields, nearest or mode for classes).
+`block_mean` / `block_mean_t4` aggregate a fine array onto a grid exactly `factor` times coarser
+that it nests in (the super-resolution baselines, PSF checks and energy residuals).
 """
 
 from __future__ import annotations
@@ -102,3 +104,57 @@ def fill_nearest(arr: np.ndarray) -> np.ndarray:
         return np.array(arr, copy=True)
     idx = ndimage.distance_transform_edt(invalid, return_distances=False, return_indices=True)
     return arr[tuple(idx)]
+
+
+def block_view(fine: np.ndarray, factor: int) -> np.ndarray:
+    """View (..., H, W) as (..., h, factor, w, factor); ValueError if factor does not divide."""
+    factor = check_factor(factor)
+    if fine.ndim < 2:
+        raise ValueError(f"fine array must have at least 2 dims, got shape {fine.shape}")
+    height, width = fine.shape[-2:]
+    if height % factor or width % factor:
+        raise ValueError(f"factor {factor} does not divide the fine shape {(height, width)}")
+    lead = fine.shape[:-2]
+    return fine.reshape(*lead, height // factor, factor, width // factor, factor)
+
+
+def _reduce_blocks(values: np.ndarray, factor: int, min_valid: float | None) -> np.ndarray:
+    """Block mean of `values` (float64); NaN-aware only when a `min_valid` share is given."""
+    blocks = block_view(values, factor)
+    axes = (-3, -1)
+    if min_valid is None:
+        return blocks.mean(axis=axes, dtype=np.float64)
+    if not 0.0 < min_valid <= 1.0:
+        raise ValueError(f"min_valid must be a share in (0, 1], got {min_valid}")
+    finite = np.isfinite(blocks)
+    count = finite.sum(axis=axes)
+    total = np.where(finite, blocks, 0.0).sum(axis=axes, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+    return np.where(count >= min_valid * factor * factor - 1e-9, mean, np.nan)
+
+
+def block_mean(fine: np.ndarray, factor: int, min_valid: float | None = None) -> np.ndarray:
+    """Mean over factor x factor blocks of a (..., H, W) array, as float32 (..., h, w).
+
+    A block is NaN if any of its pixels is NaN, unless `min_valid` (a share in (0, 1]) is given:
+    then the mean of the finite pixels is returned where at least that share is finite.
+    """
+    return _reduce_blocks(np.asarray(fine), factor, min_valid).astype(np.float32)
+
+
+def block_mean_t4(fine: np.ndarray, factor: int, min_valid: float | None = None) -> np.ndarray:
+    """Radiance-consistent block aggregate of temperature, (mean T^4)^(1/4), as float32.
+
+    Emitted longwave radiance scales with T^4 (Stefan-Boltzmann), so this is the temperature a
+    coarse sensor would see over the block. NaN handling as in `block_mean`.
+    """
+    t4 = np.asarray(fine, dtype=np.float64) ** 4
+    return (_reduce_blocks(t4, factor, min_valid) ** 0.25).astype(np.float32)
+
+
+def check_factor(factor: int) -> int:
+    """Return `factor` as an int, or raise ValueError if it is not a positive integer."""
+    if isinstance(factor, bool) or int(factor) != factor or factor < 1:
+        raise ValueError(f"factor must be a positive integer, got {factor!r}")
+    return int(factor)

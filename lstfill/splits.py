@@ -8,13 +8,17 @@ whose input window reaches into another split's block is dropped (`window_inside
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
+from lstfill.errors import InputError
+
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}
+SPLIT_CODES = {name: code for code, name in SPLIT_NAMES.items()}
 
 
 @dataclass(frozen=True)
@@ -110,3 +114,43 @@ def window_inside(split_map: np.ndarray, code: int, radius: int) -> np.ndarray:
         return inside
     size = 2 * radius + 1
     return ndimage.minimum_filter(inside.astype(np.uint8), size=size, mode="nearest") == 1
+
+
+def split_days_by_share(
+    dates: list[dt.date],
+    valid_share: list[float],
+    n_patches: list[int],
+    *,
+    n_val: int,
+    n_test: int,
+    min_valid_test: float = 0.5,
+    seed: int = 0,
+) -> dict[str, list[str]]:
+    """Seeded split of days into train / val / test (ISO dates).
+
+    Test days are drawn among days whose LST is at least `min_valid_test` valid (so there is
+    something to score), validation days among the remaining days that yield patches (so early
+    stopping has data); every other day trains.
+    """
+    rng = np.random.default_rng(seed)
+    days = [d.isoformat() for d in dates]
+    if len(set(days)) != len(days):
+        raise InputError("superres", "two scenes of the same day")
+    order = rng.permutation(len(days))
+    test = [days[i] for i in order if valid_share[i] >= min_valid_test][:n_test]
+    val = [days[i] for i in order if n_patches[i] > 0 and days[i] not in test][:n_val]
+    train = [d for d, n in zip(days, n_patches, strict=True) if d not in test and d not in val]
+    if len(test) < n_test or len(val) < n_val or not any(n_patches[days.index(d)] for d in train):
+        raise InputError(
+            "superres.split",
+            f"{len(days)} MODIS days ({sum(v >= min_valid_test for v in valid_share)} at least "
+            f"{min_valid_test:.0%} clear, {sum(n > 0 for n in n_patches)} with clean patches) "
+            f"cannot give {n_test} test days, {n_val} validation days and training patches",
+        )
+    return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
+
+
+def codes_by_day(dates: np.ndarray, split: dict[str, list[str]]) -> np.ndarray:
+    """TRAIN / VAL / TEST code of each patch from the split of its day."""
+    code = {d: SPLIT_CODES[name] for name, days in split.items() for d in days}
+    return np.array([code[str(d)] for d in dates.astype("datetime64[D]")], dtype=np.int8)

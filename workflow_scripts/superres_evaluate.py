@@ -3,7 +3,7 @@
 import torch
 
 from lstfill.logs import setup_logging
-from lstfill.superres.jobs import evaluate
+from lstfill.superres.steps import evaluate
 
 setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

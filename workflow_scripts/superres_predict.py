@@ -3,13 +3,13 @@
 import torch
 
 from lstfill.logs import setup_logging
-from lstfill.superres.jobs import write_product
+from lstfill.superres.steps import predict
 
 setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-write_product(
+predict(
     snakemake.input.scene,
     snakemake.input.model,
+    snakemake.params.device,
     snakemake.output.product,
-    device=snakemake.params.device,
 )

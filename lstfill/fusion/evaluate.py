@@ -26,7 +26,7 @@ import numpy as np
 from lstfill.fusion.baselines import BASELINES
 from lstfill.fusion.coarse import CoarseSeries
 from lstfill.fusion.method import ArrayScene, EfastSettings, fuse
-from lstfill.superres.quality import ssim
+from lstfill.metrics import ssim
 
 log = logging.getLogger(__name__)
 

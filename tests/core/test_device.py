@@ -16,14 +16,13 @@ import pytest
 import torch
 from test_downscale_jobs import e2e  # noqa: F401  (fixture)
 from test_gapfill_jobs import region  # noqa: F401  (fixture)
-from test_sr_data import sr_region  # noqa: F401  (fixture)
 
 from lstfill.config import validate_config
 from lstfill.device import job_device, resolve_device
 from lstfill.downscale import jobs as ds_jobs
 from lstfill.errors import ConfigError
 from lstfill.gapfill import jobs as gf_jobs
-from lstfill.superres import jobs as sr_jobs
+from lstfill.superres import steps as sr_steps
 
 
 @pytest.fixture
@@ -108,9 +107,9 @@ def _gapfill(kind: str, missing: Path, out: Path) -> Callable[[], Any]:
 def _superres(kind: str, missing: Path, out: Path) -> Callable[[], Any]:
     cfg = _cuda_section("superres")
     return {
-        "train": lambda: sr_jobs.train(missing, cfg, "sifnn1", out, out, out),
-        "predict": lambda: sr_jobs.write_product(missing, missing, out, device="cuda"),
-        "evaluate": lambda: sr_jobs.evaluate(
+        "train": lambda: sr_steps.train(missing, cfg, "sifnn1", out, out, out),
+        "predict": lambda: sr_steps.predict(missing, missing, "cuda", out),
+        "evaluate": lambda: sr_steps.evaluate(
             [missing], [missing], missing, {"sifnn1": missing}, cfg, out, out
         ),
     }[kind]
@@ -154,14 +153,6 @@ def test_gapfill_prediction_logs_its_device(region, tmp_path, no_cuda, caplog): 
         "to the CPU)"
     ]
     assert (tmp_path / "p.tif").exists()
-
-
-def test_superres_prediction_logs_its_device(sr_region, tmp_path, caplog):  # noqa: F811
-    caplog.set_level(logging.INFO)
-    sr_jobs.write_product(
-        sr_region["scenes"][0], sr_region["root"] / "m.pt", tmp_path / "p.tif", device="cpu"
-    )
-    assert device_lines(caplog) == ["device: cpu (superres.training.device is cpu)"]
 
 
 def test_downscale_prediction_and_training_log_their_device(e2e, tmp_path, caplog):  # noqa: F811

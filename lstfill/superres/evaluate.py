@@ -1,199 +1,38 @@
-"""Image-quality metrics for LST super-resolution (1 km MODIS -> 250 m), scored on a reference.
+"""The super-resolution evaluation: every SIF-NN-SR variant and every baseline on the test days,
+scored against a fine truth on the same pixels.
 
-Pixel metrics (RMSE, bias, ubRMSE, PSNR), structural metrics (SSIM, Wang et al. 2004, IEEE TIP
-13:600; GSSIM, the SSIM of Sobel gradient magnitudes) and the frequency recovery ratio (FRR) of
-the SIF-NN-SR evaluation (Ait-Bachir et al. 2025, arXiv:2502.01204), which asks how much of the
-high-frequency power that bicubic interpolation loses a method puts back.
+The scores are the pixel and structural metrics of `lstfill.metrics` (RMSE, bias, ubRMSE, PSNR,
+SSIM, GSSIM) and the frequency recovery ratio (FRR) of the SIF-NN-SR evaluation (Ait-Bachir et
+al. 2025, arXiv:2502.01204), which asks how much of the high-frequency power that bicubic
+interpolation loses a method puts back.
 
-Every function takes `pred` and `ref`, 2-D arrays of the same shape (K), and an optional boolean
+Every metric takes `pred` and `ref`, 2-D arrays of the same shape (K), and an optional boolean
 `mask` of the pixels to score; the pixels actually used are always `mask` & both finite, so NaN
 fill (e.g. around a rotated ASTER swath) never enters a metric. Scalars come back as Python floats.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-from scipy import ndimage
 from scipy.signal.windows import hann
 
-_TRUNCATE = 3.5  # Gaussian window radius in sigmas: int(3.5 * 1.5 + 0.5) = 5, an 11x11 window
+from lstfill.device import job_device
+from lstfill.errors import InputError
+from lstfill.io import read_raster
+from lstfill.method import load_method
+from lstfill.metrics import _valid, bias, gssim, psnr, rmse, rmse_debiased, ssim
+from lstfill.superres.baselines import Predict, baseline_methods
+from lstfill.superres.inputs import read_day_scene
+from lstfill.superres.method import DEVICE_KEY, METHODS, energy_residual
 
-
-def _valid(
-    pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """float64 copies of (pred, ref) and the boolean mask of usable pixels (mask & both finite)."""
-    p = np.asarray(pred, dtype=np.float64)
-    r = np.asarray(ref, dtype=np.float64)
-    if p.ndim != 2 or p.shape != r.shape:
-        raise ValueError(f"pred and ref must be 2-D of the same shape, got {p.shape} and {r.shape}")
-    ok = np.isfinite(p) & np.isfinite(r)
-    if mask is not None:
-        m = np.asarray(mask, dtype=bool)
-        if m.shape != p.shape:
-            raise ValueError(f"mask shape {m.shape} differs from image shape {p.shape}")
-        ok &= m
-    return p, r, ok
-
-
-def _range(values: np.ndarray) -> float:
-    """max - min of `values` (NaN when empty): the default PSNR / SSIM data range."""
-    return float(values.max() - values.min()) if values.size else math.nan
-
-
-# --------------------------------------------------------------------------- pixel metrics
-
-
-def rmse(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Root-mean-square error over the scored pixels (NaN if none)."""
-    p, r, ok = _valid(pred, ref, mask)
-    return math.sqrt(float(np.mean((p[ok] - r[ok]) ** 2))) if ok.any() else math.nan
-
-
-def bias(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Mean error pred - ref over the scored pixels (NaN if none)."""
-    p, r, ok = _valid(pred, ref, mask)
-    return float(np.mean(p[ok] - r[ok])) if ok.any() else math.nan
-
-
-def rmse_debiased(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Unbiased RMSE (ubRMSE): RMSE after removing the mean bias, i.e. the error's std."""
-    p, r, ok = _valid(pred, ref, mask)
-    if not ok.any():
-        return math.nan
-    err = p[ok] - r[ok]
-    return math.sqrt(float(np.mean((err - err.mean()) ** 2)))
-
-
-def psnr(
-    pred: np.ndarray,
-    ref: np.ndarray,
-    mask: np.ndarray | None = None,
-    data_range: float | None = None,
-) -> float:
-    """Peak signal-to-noise ratio 10 log10(range^2 / MSE) in dB.
-
-    `data_range` defaults to ref.max() - ref.min() over the scored pixels, as the SIF-NN-SR
-    evaluation does per (pred, ref) pair. Returns inf for MSE = 0 and NaN with no pixel or a
-    non-positive range.
-    """
-    p, r, ok = _valid(pred, ref, mask)
-    if not ok.any():
-        return math.nan
-    rng = _range(r[ok]) if data_range is None else float(data_range)
-    if not rng > 0:
-        return math.nan
-    mse = float(np.mean((p[ok] - r[ok]) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(rng**2 / mse)
-
-
-# --------------------------------------------------------------------------- SSIM
-
-
-def _local_mean(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian-weighted mean of `values` over the valid pixels (normalised convolution).
-
-    `values` must already be zero where invalid; `weight` is the Gaussian-filtered validity mask.
-    Outside the image counts as invalid (constant-zero padding).
-    """
-    num = ndimage.gaussian_filter(values, sigma, mode="constant", cval=0.0, truncate=_TRUNCATE)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return num / weight
-
-
-def ssim_map(
-    pred: np.ndarray,
-    ref: np.ndarray,
-    mask: np.ndarray | None = None,
-    data_range: float | None = None,
-    sigma: float = 1.5,
-    k1: float = 0.01,
-    k2: float = 0.03,
-    min_window_valid: float = 0.99,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel SSIM (Wang et al. 2004) and the boolean mask of the pixels it is scored on.
-
-    Local means, variances and the covariance use a Gaussian window (sigma, truncated at 3.5
-    sigma: 11x11 for sigma = 1.5) and the population (1/N-weighted) form, as Wang et al. do, but by
-    normalised convolution over the valid pixels only: the masked values and the mask are both
-    filtered and divided, so NaN fill or masked areas do not bleed into nearby windows. A pixel
-    is scored if it is valid and at least `min_window_valid` of its window weight is valid (the
-    image outside its borders counts as invalid). Where the whole window is valid the map equals
-    the standard Gaussian-window SSIM. `data_range` defaults to ref max - min over valid pixels.
-    """
-    p, r, ok = _valid(pred, ref, mask)
-    rng = _range(r[ok]) if data_range is None else float(data_range)
-    if not ok.any() or not rng > 0:
-        return np.full(p.shape, math.nan), np.zeros(p.shape, dtype=bool)
-    c1, c2 = (k1 * rng) ** 2, (k2 * rng) ** 2
-    # Second moments about a common offset keep the variances precise at ~300 K magnitudes.
-    offset = float(r[ok].mean())
-    x = np.where(ok, p - offset, 0.0)
-    y = np.where(ok, r - offset, 0.0)
-    okf = ok.astype(np.float64)
-    weight = ndimage.gaussian_filter(okf, sigma, mode="constant", cval=0.0, truncate=_TRUNCATE)
-    mx, my = _local_mean(x, weight, sigma), _local_mean(y, weight, sigma)
-    vx = np.maximum(_local_mean(x * x, weight, sigma) - mx * mx, 0.0)
-    vy = np.maximum(_local_mean(y * y, weight, sigma) - my * my, 0.0)
-    cxy = _local_mean(x * y, weight, sigma) - mx * my
-    mx, my = mx + offset, my + offset
-    luminance = (2 * mx * my + c1) / (mx * mx + my * my + c1)
-    structure = (2 * cxy + c2) / (vx + vy + c2)
-    scored = ok & (weight >= min_window_valid)
-    return np.where(scored, luminance * structure, math.nan), scored
-
-
-def ssim(
-    pred: np.ndarray,
-    ref: np.ndarray,
-    mask: np.ndarray | None = None,
-    data_range: float | None = None,
-    sigma: float = 1.5,
-    k1: float = 0.01,
-    k2: float = 0.03,
-    min_window_valid: float = 0.99,
-) -> float:
-    """Mean SSIM (Wang et al. 2004, IEEE TIP 13:600) over the scored pixels of `ssim_map`.
-
-    NaN when no pixel has a sufficiently valid window or the data range is not positive.
-    """
-    smap, scored = ssim_map(pred, ref, mask, data_range, sigma, k1, k2, min_window_valid)
-    return float(smap[scored].mean()) if scored.any() else math.nan
-
-
-# --------------------------------------------------------------------------- GSSIM
-
-
-def gradient_magnitude(img: np.ndarray) -> np.ndarray:
-    """Sobel gradient magnitude sqrt(Gx^2 + Gy^2) (scipy.ndimage.sobel, mode='nearest').
-
-    NaN-propagating: a pixel whose 3x3 neighbourhood holds a NaN is NaN, so gradients are never
-    taken across fill. Pixels on the image border use nearest-edge replication.
-    """
-    a = np.asarray(img, dtype=np.float64)
-    bad = ~np.isfinite(a)
-    filled = np.where(bad, 0.0, a)
-    gx = ndimage.sobel(filled, axis=1, mode="nearest")
-    gy = ndimage.sobel(filled, axis=0, mode="nearest")
-    bad_near = ndimage.maximum_filter(bad, size=3, mode="nearest")
-    return np.where(bad_near, math.nan, np.hypot(gx, gy))
-
-
-def gssim(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Gradient SSIM: SSIM of the Sobel gradient magnitudes of pred and ref (SIF-NN-SR metric).
-
-    Rewards sharp edges in the right places, which pixel SSIM on smooth LST barely sees. Pixels
-    outside the scored set are set to NaN before the gradients, so the gradients are scored on
-    the mask eroded by one pixel (no gradient straddles a mask edge); the data range is the
-    reference gradient magnitude's max - min over that eroded mask.
-    """
-    p, r, ok = _valid(pred, ref, mask)
-    gp = gradient_magnitude(np.where(ok, p, math.nan))
-    gr = gradient_magnitude(np.where(ok, r, math.nan))
-    return ssim(gp, gr)
-
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- spectra and FRR
 
@@ -373,3 +212,87 @@ def quality_metrics(
         "frr": fr,
         "n": float(ok.sum()),
     }
+
+
+def _mean(values: list[float]) -> float:
+    v = [x for x in values if math.isfinite(x)]
+    return float(np.mean(v)) if v else math.nan
+
+
+def score_test_days(
+    scene_paths: Sequence[str | Path],
+    truth_paths: Sequence[str | Path],
+    split_path: str | Path,
+    checkpoints: dict[str, str | Path],
+    cfg: dict,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Every model and baseline on the test days of the split, scored against the fine truth on
+    the same pixels (valid in every product and in the truth). `truth_paths[i]` is the truth of
+    `scene_paths[i]`. The models run on superres.training.device. Returns the metrics and the
+    arrays of the day with the most scored pixels (for the figure)."""
+
+    device = job_device(cfg["training"]["device"], DEVICE_KEY)
+    if len(scene_paths) != len(truth_paths):
+        raise ValueError("one truth raster per scene is needed")
+    test_days = set(json.loads(Path(split_path).read_text())["test"])
+    scenes = [(read_day_scene(s), s, t) for s, t in zip(scene_paths, truth_paths, strict=True)]
+    chosen = [c for c in scenes if c[0].date.isoformat() in test_days]
+    if not chosen:
+        raise InputError(split_path, f"none of its test days {sorted(test_days)} has a scene")
+    models = {f"model_{name}": load_method(path, METHODS) for name, path in checkpoints.items()}
+    per_day: list[dict[str, Any]] = []
+    shown: dict[str, np.ndarray] | None = None
+    for scene, scene_path, truth_path in chosen:
+        truth, _, _, _, _ = read_raster(truth_path)
+        if truth.shape != scene.ndvi.shape:
+            raise InputError(
+                truth_path,
+                f"shape {truth.shape} is not the scene's fine grid "
+                f"{scene.ndvi.shape} ({scene_path})",
+            )
+        methods: dict[str, Predict] = {
+            name: (lambda lst, ndvi, m=m: m.predict(lst, ndvi, device))
+            for name, m in models.items()
+        }
+        methods.update(baseline_methods(cfg, scene.factor))
+        outputs = {name: fn(scene.lst, scene.ndvi) for name, fn in methods.items()}
+        mask = np.isfinite(truth) & np.all([np.isfinite(o) for o in outputs.values()], axis=0)
+        if not mask.any():
+            log.warning("%s: no pixel valid in every product; skipped", scene_path)
+            continue
+        bic = outputs["baseline_bicubic"]
+        day = {"date": scene.date.isoformat(), "n": int(mask.sum()), "methods": {}}
+        for name, out in outputs.items():
+            q = quality_metrics(out, truth, bicubic=bic, mask=mask)
+            q["energy_residual_rms_k"] = energy_residual(
+                out, scene.lst, scene.factor, cfg["psf_mtf"]
+            )
+            day["methods"][name] = q
+        per_day.append(day)
+        if shown is None or mask.sum() > shown["_n"]:
+            shown = {"_n": mask.sum(), "truth": truth, "lst": scene.lst, **outputs}
+    if not per_day:
+        raise InputError(
+            scene_paths[0] if scene_paths else "superres", "no test day has pixels to score"
+        )
+    names = list(per_day[0]["methods"])
+    keys = [k for k in per_day[0]["methods"][names[0]] if k != "n"]
+    summary = {
+        name: {
+            **{k: _mean([d["methods"][name][k] for d in per_day]) for k in keys},
+            "n_pixels": int(sum(d["n"] for d in per_day)),
+        }
+        for name in names
+    }
+    result = {
+        "split": json.loads(Path(split_path).read_text()),
+        "protocol": "Each test day's coarse LST (with its cloud gaps) and fine NDVI are sharpened "
+        "by every method; metrics compare with the fine truth on pixels valid in every product, "
+        "averaged over the test days. frr: share of the spectral energy bicubic loses that the "
+        "method recovers. energy_residual_rms_k: PSF-degraded product minus the coarse input.",
+        "n_days": len(per_day),
+        "methods": summary,
+        "days": per_day,
+    }
+    assert shown is not None
+    return result, shown

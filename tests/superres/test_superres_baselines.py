@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from lstfill.baselines.bicubic import bicubic, block_mean, block_mean_t4
-from lstfill.baselines.dms import dms, homogeneity_weights
-from lstfill.baselines.tsharp import fit_tsharp, fractional_cover, tsharp
+from lstfill.raster import block_mean, block_mean_t4
+from lstfill.superres.baselines import bicubic, fit_tsharp, fractional_cover, tsharp
+from lstfill.superres.dms import dms, homogeneity_weights
 
 F = 4
 

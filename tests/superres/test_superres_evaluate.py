@@ -8,21 +8,23 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from lstfill.superres.quality import (
+from lstfill.metrics import (
     bias,
-    frr,
-    frr_from_spectra,
-    frr_masked,
     gradient_magnitude,
     gssim,
-    largest_valid_rectangle,
     psnr,
-    quality_metrics,
-    radial_spectrum,
     rmse,
     rmse_debiased,
     ssim,
     ssim_map,
+)
+from lstfill.superres.evaluate import (
+    frr,
+    frr_from_spectra,
+    frr_masked,
+    largest_valid_rectangle,
+    quality_metrics,
+    radial_spectrum,
 )
 
 

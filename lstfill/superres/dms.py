@@ -26,14 +26,8 @@ from typing import Any, TypeVar
 import numpy as np
 from sklearn.tree import DecisionTreeRegressor
 
-from lstfill.baselines.bicubic import (
-    _blocks,
-    bicubic,
-    block_mean_t4,
-    check_coarse,
-    check_factor,
-    check_fine_shape,
-)
+from lstfill.raster import block_mean_t4, block_view, check_factor
+from lstfill.superres.baselines import bicubic, check_coarse, check_fine_shape
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +138,7 @@ def _block_stats(bands: np.ndarray, factor: int, chunk_rows: int) -> tuple[np.nd
     for b in range(n_bands):
         for r0 in range(0, h, step):
             r1 = min(h, r0 + step)
-            view = _blocks(bands[b, r0 * factor : r1 * factor], factor)
+            view = block_view(bands[b, r0 * factor : r1 * factor], factor)
             mean[r0:r1, :, b] = view.mean(axis=(-3, -1), dtype=np.float64)
             std[r0:r1, :, b] = view.std(axis=(-3, -1), dtype=np.float64)
     return mean, std

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -9,9 +10,10 @@ import rasterio
 import torch
 from scipy import ndimage
 
+from lstfill import splits
 from lstfill.errors import InputError
 from lstfill.sources import modis
-from lstfill.superres import data, jobs
+from lstfill.superres import dataset, inputs, steps
 
 PIX = 1_111_950.5197665 / 1200.0
 UL = (-20_015_109.354 + 1000 * PIX, 10_007_554.677 - 300 * PIX)
@@ -57,37 +59,37 @@ def _granules(folder, day: dt.date, n: int, seed: int, cloud: bool = False):
 
 def test_day_scene_round_trip_and_qc(tmp_path):
     l_path, r_path, _ = _granules(tmp_path, dt.date(2023, 7, 1), 16, 0, cloud=True)
-    scene = data.build_day_scene(l_path, r_path)
+    scene = inputs.build_day_scene(l_path, r_path)
     assert scene.factor == 4 and scene.lst.shape == (16, 16) and scene.ndvi.shape == (64, 64)
     assert np.isnan(scene.lst[:8, :8]).all() and np.isfinite(scene.lst[8:, 8:]).all()
     assert np.isnan(scene.ndvi[:32, :32]).all()  # MODLAND QA 2 (not produced) masked
     assert scene.fine_transform.a == pytest.approx(PIX / 4)
-    path = data.write_day_scene(scene, tmp_path / "scene.nc")
-    back = data.read_day_scene(path)
+    path = inputs.write_day_scene(scene, tmp_path / "scene.nc")
+    back = inputs.read_day_scene(path)
     np.testing.assert_array_equal(back.lst, scene.lst)
     np.testing.assert_array_equal(back.ndvi, scene.ndvi)
     assert back.date == scene.date and back.transform.almost_equals(scene.transform)
-    assert data.modland_valid(np.array([0, 1, 2, 3, 4 | 1])).tolist() == [1, 1, 0, 0, 1]
+    assert inputs.modland_valid(np.array([0, 1, 2, 3, 4 | 1])).tolist() == [1, 1, 0, 0, 1]
     other_day = _granules(tmp_path / "b", dt.date(2023, 7, 2), 16, 1)[1]
     with pytest.raises(InputError, match="2023-07-02"):
-        data.build_day_scene(l_path, other_day)
+        inputs.build_day_scene(l_path, other_day)
     (tmp_path / "bad.nc").write_text("not netcdf")
     with pytest.raises(InputError, match="bad.nc"):
-        data.read_day_scene(tmp_path / "bad.nc")
+        inputs.read_day_scene(tmp_path / "bad.nc")
 
 
 def test_cut_patches_positions_and_clean_criterion():
     lst = np.arange(64, dtype=np.float32).reshape(8, 8)
     ndvi = np.zeros((32, 32), np.float32)
-    scene = data.DayScene(dt.date(2023, 1, 1), lst.copy(), ndvi, None, "", 4)  # type: ignore[arg-type]
+    scene = inputs.DayScene(dt.date(2023, 1, 1), lst.copy(), ndvi, None, "", 4)  # type: ignore[arg-type]
     scene.lst[0, 5] = np.nan
-    pl, pn, origins = data.cut_patches(scene, 4, 2, 0.0, 0.0)
+    pl, pn, origins = dataset.cut_patches(scene, 4, 2, 0.0, 0.0)
     assert (0, 4) not in origins and (0, 2) not in origins and (0, 0) in origins
     assert len(origins) == 9 - 2
     k = origins.index((2, 4))
     np.testing.assert_array_equal(pl[k], lst[2:6, 4:8])  # values at known positions
     assert pn[k].shape == (16, 16)
-    pl2, _, origins2 = data.cut_patches(scene, 4, 2, 0.1, 0.0)
+    pl2, _, origins2 = dataset.cut_patches(scene, 4, 2, 0.1, 0.0)
     k = origins2.index((0, 4))
     assert np.isfinite(pl2[k]).all() and pl2[k][0, 1] in (lst[0, 4], lst[0, 6], lst[1, 5])
 
@@ -96,16 +98,16 @@ def test_split_days_is_disjoint_and_respects_eligibility():
     dates = [dt.date(2023, 6, 1) + dt.timedelta(days=i) for i in range(10)]
     valid = [1.0, 0.2, 0.9, 0.3, 1.0, 0.1, 0.8, 1.0, 0.4, 0.95]
     patches = [5, 0, 3, 0, 6, 0, 2, 4, 0, 5]
-    sp = data.split_days(dates, valid, patches, n_val=2, n_test=3, seed=3)
+    sp = splits.split_days_by_share(dates, valid, patches, n_val=2, n_test=3, seed=3)
     sets = [set(sp[k]) for k in ("train", "val", "test")]
     assert sum(len(s) for s in sets) == 10 and len(set.union(*sets)) == 10
     for d in sp["test"]:
         assert valid[dates.index(dt.date.fromisoformat(d))] >= 0.5
     for d in sp["val"]:
         assert patches[dates.index(dt.date.fromisoformat(d))] > 0
-    assert sp == data.split_days(dates, valid, patches, n_val=2, n_test=3, seed=3)
+    assert sp == splits.split_days_by_share(dates, valid, patches, n_val=2, n_test=3, seed=3)
     with pytest.raises(InputError, match="superres.split"):
-        data.split_days(dates, valid, patches, n_val=2, n_test=8, seed=0)
+        splits.split_days_by_share(dates, valid, patches, n_val=2, n_test=8, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +138,7 @@ def sr_region(tmp_path_factory):
     for i in range(5):
         day = dt.date(2023, 7, 1) + dt.timedelta(days=i)
         lp, rp, truth = _granules(root / "raw", day, 24, i, cloud=i == 1)
-        scenes.append(data.build_scene(lp, rp, root / f"scene_{i}.nc", cfg))
+        scenes.append(steps.scene(lp, rp, cfg, root / f"scene_{i}.nc"))
         tp = root / f"truth_{i}.tif"
         with rasterio.open(
             tp,
@@ -147,12 +149,12 @@ def sr_region(tmp_path_factory):
             count=1,
             dtype="float32",
             crs=modis.sinusoidal_crs(),
-            transform=data.read_day_scene(scenes[-1]).fine_transform,
+            transform=inputs.read_day_scene(scenes[-1]).fine_transform,
         ) as dst:
             dst.write(truth[None])
         truths.append(tp)
-    info = jobs.build_dataset(scenes, cfg, root / "patches.nc", root / "split.json")
-    model = jobs.train(
+    info = steps.dataset(scenes, cfg, root / "patches.nc", root / "split.json")
+    model = steps.train(
         root / "patches.nc",
         cfg,
         "sifnn1",
@@ -172,20 +174,20 @@ def sr_region(tmp_path_factory):
 
 
 def test_dataset_normalises_on_training_patches_only(sr_region):
-    pairs, norm = data.read_patch_pairs(sr_region["root"] / "patches.nc")
+    pairs, norm = dataset.read_patch_pairs(sr_region["root"] / "patches.nc")
     info = sr_region["info"]
     assert info["patches"]["val"] > 0 and info["patches"]["train"] > 0
-    train = pairs.subset(data.TRAIN)
+    train = pairs.subset(splits.TRAIN)
     assert norm["lst_mean"] == pytest.approx(float(train.lst.mean()), rel=1e-6)
     assert norm["ndvi_std"] == pytest.approx(float(train.ndvi.std()), rel=1e-5)
-    days = {k: {str(d) for d in pairs.subset(v).date} for k, v in data.SPLIT_CODES.items()}
+    days = {k: {str(d) for d in pairs.subset(v).date} for k, v in splits.SPLIT_CODES.items()}
     assert not (days["train"] & days["val"]) and not (days["train"] & days["test"])
     assert days["test"] <= set(info["test"])
 
 
 def test_product_has_tags_and_energy_residual(sr_region, tmp_path):
     out = tmp_path / "p.tif"
-    resid = jobs.write_product(sr_region["scenes"][1], sr_region["root"] / "m.pt", out)
+    resid = steps.predict(sr_region["scenes"][1], sr_region["root"] / "m.pt", "auto", out)
     assert 0 <= resid < 2.0
     with rasterio.open(out) as src:
         arr = src.read(1)
@@ -197,7 +199,7 @@ def test_product_has_tags_and_energy_residual(sr_region, tmp_path):
 
 def test_evaluate_scores_every_method_on_the_same_pixels(sr_region, tmp_path):
     r = sr_region
-    res = jobs.evaluate(
+    res = steps.evaluate(
         r["scenes"],
         r["truths"],
         r["root"] / "split.json",
@@ -225,28 +227,28 @@ def test_evaluate_scores_every_method_on_the_same_pixels(sr_region, tmp_path):
 
 
 def test_all_cloud_day_gets_an_empty_product_and_bad_inputs_name_the_file(sr_region, tmp_path):
-    scene = data.read_day_scene(sr_region["scenes"][0])
+    scene = inputs.read_day_scene(sr_region["scenes"][0])
     scene.lst[:] = np.nan
-    cloudy = data.write_day_scene(scene, tmp_path / "cloudy.nc")
+    cloudy = inputs.write_day_scene(scene, tmp_path / "cloudy.nc")
     out = tmp_path / "cloudy.tif"
-    assert np.isnan(jobs.write_product(cloudy, sr_region["root"] / "m.pt", out))
+    assert np.isnan(steps.predict(cloudy, sr_region["root"] / "m.pt", "auto", out))
     with rasterio.open(out) as src:
         assert np.isnan(src.read(1)).all()
     (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="corrupt.pt"):
-        jobs.write_product(sr_region["scenes"][0], tmp_path / "corrupt.pt", tmp_path / "x.tif")
+        steps.predict(sr_region["scenes"][0], tmp_path / "corrupt.pt", "auto", tmp_path / "x.tif")
     assert not (tmp_path / "x.tif").exists()
     broken = tmp_path / "MOD11A1.A2023182.h18v04.061.2023183000000.hdf"
     broken.write_bytes(b"\x0e\x03\x13\x01" + b"\0" * 100)
     with pytest.raises(InputError, match=broken.name):
-        data.build_scene(broken, broken, tmp_path / "s.nc", sr_region["cfg"])
+        steps.scene(broken, broken, sr_region["cfg"], tmp_path / "s.nc")
     assert not (tmp_path / "s.nc").exists()
 
 
 def test_training_twice_gives_the_same_weights(sr_region, tmp_path):
     """The initial weights come from training.seed: a second fresh run agrees to the bit."""
     root = sr_region["root"]
-    jobs.train(
+    steps.train(
         root / "patches.nc",
         sr_region["cfg"],
         "sifnn1",
@@ -260,3 +262,10 @@ def test_training_twice_gives_the_same_weights(sr_region, tmp_path):
     key = next(k for k in first if "state" in k)
     for name, value in first[key].items():
         assert torch.equal(value, again[key][name]), name
+
+
+def test_superres_prediction_logs_its_device(sr_region, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    steps.predict(sr_region["scenes"][0], sr_region["root"] / "m.pt", "cpu", tmp_path / "p.tif")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("device:")]
+    assert lines == ["device: cpu (superres.training.device is cpu)"]

@@ -1,4 +1,13 @@
-"""TsHARP / DisTrad: thermal sharpening by a scene-wide linear LST-vegetation relation.
+"""The super-resolution baselines, each taking the method's inputs (coarse LST, fine NDVI).
+
+- bicubic: a cubic B-spline through the coarse pixel centres (the fine grid is exactly nested in
+  the coarse one: fine pixel (i, j) lies in coarse pixel (i // factor, j // factor), so the
+  centre of coarse pixel k sits at fine coordinate (k + 0.5) * factor - 0.5);
+- TsHARP / DisTrad (below); DMS (Gao et al. 2012) in `lstfill.superres.dms`.
+
+`baseline_methods` is the registry the evaluation runs next to the SIF-NN-SR variants.
+
+TsHARP / DisTrad: thermal sharpening by a scene-wide linear LST-vegetation relation.
 
 Kustas, Norman, Anderson & French (2003), "Estimating subpixel surface temperatures and energy
 fluxes from the vegetation index-radiometric temperature relationship", Remote Sens. Environ.
@@ -13,18 +22,67 @@ residual of the fit is added back block-wise so the output aggregates to the coa
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
+from scipy import ndimage as ndi
 
-from lstfill.baselines.bicubic import (
-    _blocks,
-    block_mean,
-    block_mean_t4,
-    check_coarse,
-    check_factor,
-    check_fine_shape,
-)
+from lstfill.raster import block_mean, block_mean_t4, block_view, check_factor, fill_nearest
+
+Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+# Coarse pixels of linear (odd-reflection) padding before the spline: the B-spline prefilter's
+# boundary error decays by ~0.27 per coarse pixel, so 10 pixels leave < 1e-6 of a ramp's step.
+_SPLINE_PAD = 10
+
+
+def check_coarse(lst_coarse: np.ndarray) -> np.ndarray:
+    """Return the coarse LST as a float64 2-D array, or raise ValueError for the wrong dims."""
+    arr = np.asarray(lst_coarse, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"coarse LST must be 2-D (h, w), got shape {arr.shape}")
+    return arr
+
+
+def check_fine_shape(
+    fine_shape: tuple[int, ...],
+    coarse_shape: tuple[int, int],
+    factor: int,
+    name: str = "fine array",
+) -> None:
+    """Raise ValueError unless the last two dims of `fine_shape` are coarse_shape * factor."""
+    expected = (coarse_shape[0] * factor, coarse_shape[1] * factor)
+    if tuple(fine_shape[-2:]) != expected:
+        raise ValueError(
+            f"{name} has spatial shape {tuple(fine_shape[-2:])}, expected {expected} "
+            f"(coarse {tuple(coarse_shape)} x factor {factor})"
+        )
+
+
+def bicubic(lst_coarse: np.ndarray, factor: int) -> np.ndarray:
+    """Cubic-spline upsampling of a coarse (h, w) field to the aligned (h*factor, w*factor) grid.
+
+    Samples the spline through the coarse pixel centres at the fine pixel centres
+    (`scipy.ndimage.zoom(grid_mode=True)`). The field is first padded by odd reflection so a
+    linear ramp is reproduced up to the border, and NaN pixels are filled by their nearest valid
+    neighbour so the spline does not spread them; fine pixels under a NaN coarse pixel are NaN.
+    """
+    coarse = check_coarse(lst_coarse)
+    factor = check_factor(factor)
+    invalid = ~np.isfinite(coarse)
+    if invalid.all():
+        return np.full((coarse.shape[0] * factor, coarse.shape[1] * factor), np.nan, np.float32)
+    filled = np.pad(fill_nearest(coarse), _SPLINE_PAD, mode="reflect", reflect_type="odd")
+    fine = ndi.zoom(filled, factor, order=3, mode="nearest", grid_mode=True)
+    crop = _SPLINE_PAD * factor
+    fine = fine[crop:-crop, crop:-crop].astype(np.float32)
+    if invalid.any():
+        fine[np.repeat(np.repeat(invalid, factor, axis=0), factor, axis=1)] = np.nan
+    return fine
+
+
+# --------------------------------------------------------------------------- TsHARP
 
 Basis = Literal["ndvi", "fc"]
 Aggregate = Literal["mean", "t4"]
@@ -75,7 +133,7 @@ def _fit_line(
     """
     if not 0.0 < homogeneous_share <= 1.0:
         raise ValueError(f"homogeneous_share must be in (0, 1], got {homogeneous_share}")
-    blocks = _blocks(basis_fine, factor)
+    blocks = block_view(basis_fine, factor)
     basis_c = blocks.mean(axis=(-3, -1), dtype=np.float64)
     usable = np.isfinite(lst_c) & (lst_c >= min_t) & np.isfinite(basis_c)
     x, y = basis_c[usable], lst_c[usable]
@@ -114,7 +172,7 @@ def _t4_offsets(
     pred: np.ndarray, target: np.ndarray, factor: int, iterations: int = 4
 ) -> np.ndarray:
     """Per-block offsets d with ((mean (pred + d)^4))^(1/4) = target (Newton's method)."""
-    blocks = _blocks(pred.astype(np.float64), factor)
+    blocks = block_view(pred.astype(np.float64), factor)
     finite = np.isfinite(blocks)
     count = finite.sum(axis=(-3, -1))
     vals = np.where(finite, blocks, 0.0)
@@ -160,3 +218,23 @@ def tsharp(
         raise ValueError(f"aggregate must be 'mean' or 't4', got {aggregate!r}")
     fine_offset = np.repeat(np.repeat(offset, factor, axis=0), factor, axis=1)
     return (pred + fine_offset).astype(np.float32)
+
+
+def baseline_methods(cfg: dict, factor: int) -> dict[str, Predict]:
+    """The classical baselines with the model's inputs: coarse LST and fine NDVI."""
+    from lstfill.superres.dms import dms  # scikit-learn: evaluation only
+
+    b = cfg["baselines"]
+    return {
+        "baseline_bicubic": lambda lst, ndvi: bicubic(lst, factor),
+        "baseline_tsharp": lambda lst, ndvi: tsharp(
+            lst, ndvi, factor, basis=b["tsharp_basis"], min_t=b["min_t"]
+        ),
+        "baseline_dms": lambda lst, ndvi: dms(
+            lst,
+            ndvi,
+            factor,
+            n_estimators=b["dms_estimators"],
+            moving_window=b["dms_moving_window"],
+        ),
+    }

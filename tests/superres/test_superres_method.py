@@ -6,10 +6,18 @@ import numpy as np
 import pytest
 import torch
 
+from lstfill.method import Method, load_method
 from lstfill.superres import psf
-from lstfill.superres.data import PatchPairs
+from lstfill.superres.dataset import PatchPairs
+from lstfill.superres.method import (
+    METHODS,
+    Sharpener,
+    TileConfig,
+    energy_residual,
+    mask_product,
+)
 from lstfill.superres.model import LossConfig, SifLoss, SrUNet, WithGuide, sobel4
-from lstfill.superres.sharpen import Sharpener, TileConfig, energy_residual, mask_product
+from lstfill.training.checkpoint import save_checkpoint
 from lstfill.training.settings import TrainConfig
 
 
@@ -138,21 +146,18 @@ def test_mask_product_and_energy_residual():
 def test_training_reduces_the_loss_and_checkpoint_round_trips(tmp_path):
     torch.manual_seed(0)
     pairs, norm = _pairs()
-    model = Sharpener(LossConfig(variant="sifnn1"), 4, (8, 16, 32), norm=norm)
-    res = model.fit(
-        pairs,
-        norm,
-        TrainConfig(
-            epochs=3, batch_size=4, learning_rate=1e-3, lr_schedule="plateau", patience=3, seed=1
-        ),
-        tmp_path / "work",
-        crop=4,
-        progress=False,
+    training = TrainConfig(
+        epochs=3, batch_size=4, learning_rate=1e-3, lr_schedule="plateau", patience=3, seed=1
     )
+    model = Sharpener(
+        LossConfig(variant="sifnn1"), 4, (8, 16, 32), norm=norm, training=training, crop=4
+    )
+    assert isinstance(model, Method)
+    res = model.fit((pairs, norm), tmp_path / "work", progress=False)
     assert len(res.history) == 3
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
-    model.save(tmp_path / "m.pt", {"superres": {}})
-    loaded = Sharpener.load(tmp_path / "m.pt")
+    save_checkpoint(tmp_path / "m.pt", **model.state())
+    loaded = load_method(tmp_path / "m.pt", METHODS)
     assert loaded.norm == norm and loaded.loss_cfg == model.loss_cfg
     lst, ndvi = pairs.lst[0], pairs.ndvi[0]
     np.testing.assert_allclose(loaded.predict(lst, ndvi), model.predict(lst, ndvi), atol=1e-5)

@@ -17,59 +17,26 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from scipy import ndimage
-from torch.utils.data import Dataset
 
 from lstfill.device import resolve_device
 from lstfill.errors import InputError
 from lstfill.raster import fill_nearest
 from lstfill.splits import TRAIN, VAL
 from lstfill.superres import psf
-from lstfill.superres.data import PatchPairs
+from lstfill.superres.dataset import PatchPairDataset, PatchPairs
 from lstfill.superres.model import LossConfig, SifLoss, SrUNet, WithGuide
-from lstfill.training.checkpoint import load_checkpoint, save_checkpoint
+from lstfill.tiling import predict_tiled
 from lstfill.training.loop import TrainResult, fit
 from lstfill.training.settings import TrainConfig
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "sifnn_unet"
-
-
-class PatchPairDataset(Dataset):
-    """Normalised (lr, ndvi, lr) items; with `crop` a random crop of that many coarse pixels
-    and, with `augment`, a random flip and quarter turn (both drawn from torch's seeded RNG)."""
-
-    def __init__(
-        self, pairs: PatchPairs, norm: dict[str, float], crop: int | None, augment: bool
-    ) -> None:
-        self.lst = torch.from_numpy((pairs.lst - norm["lst_mean"]) / norm["lst_std"])[:, None]
-        self.ndvi = torch.from_numpy((pairs.ndvi - norm["ndvi_mean"]) / norm["ndvi_std"])[:, None]
-        self.factor = pairs.factor
-        size = pairs.lst.shape[-1]
-        self.crop = None if crop is None or crop >= size else crop
-        self.augment = augment
-
-    def __len__(self) -> int:
-        return len(self.lst)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        lr, nd = self.lst[i], self.ndvi[i]
-        f = self.factor
-        if self.crop is not None:
-            r, c = (int(v) for v in torch.randint(0, lr.shape[-1] - self.crop + 1, (2,)))
-            lr = lr[:, r : r + self.crop, c : c + self.crop]
-            nd = nd[:, r * f : (r + self.crop) * f, c * f : (c + self.crop) * f]
-        if self.augment:
-            k = int(torch.randint(0, 4, (1,)))
-            flip = bool(torch.randint(0, 2, (1,)))
-            lr, nd = torch.rot90(lr, k, (1, 2)), torch.rot90(nd, k, (1, 2))
-            if flip:
-                lr, nd = lr.flip(-1), nd.flip(-1)
-        return lr.contiguous(), nd.contiguous(), lr.contiguous()
+DEVICE_KEY = "superres.training.device"
 
 
 @dataclass
@@ -80,25 +47,11 @@ class TileConfig:
     overlap: int = 8
 
 
-def _ramp(n: int, overlap: int) -> np.ndarray:
-    """1-D blending weights: linear ramps over `overlap` pixels at both ends, 1 inside."""
-    w = np.ones(n, dtype=np.float32)
-    if overlap > 0:
-        ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
-        w[:overlap] = np.minimum(w[:overlap], ramp)
-        w[-overlap:] = np.minimum(w[-overlap:], ramp[::-1])
-    return w
-
-
-def _starts(n: int, tile: int, step: int) -> list[int]:
-    if n <= tile:
-        return [0]
-    starts = list(range(0, n - tile, step)) + [n - tile]
-    return sorted(set(starts))
-
-
 class Sharpener:
-    """SIF-NN-SR model with everything needed to train it, apply it and save it."""
+    """SIF-NN-SR behind the jobs' method interface (`lstfill.method.Method`): the U-Net with
+    everything needed to train it (`training`, `crop`), apply it and store it."""
+
+    name: ClassVar[str] = MODEL_NAME
 
     def __init__(
         self,
@@ -108,7 +61,12 @@ class Sharpener:
         residual: bool = True,
         norm: dict[str, float] | None = None,
         tiles: TileConfig | None = None,
+        training: TrainConfig | None = None,
+        crop: int | None = None,
     ) -> None:
+        self.training = training or TrainConfig()
+        self.crop = crop
+        self.config: dict[str, Any] = {}  # stored in the checkpoint (the job's config)
         self.loss_cfg = loss
         self.factor = factor
         self.channels = tuple(channels)
@@ -121,14 +79,15 @@ class Sharpener:
     # ------------------------------------------------------------------------ training
     def fit(
         self,
-        pairs: PatchPairs,
-        norm: dict[str, float],
-        train_cfg: TrainConfig,
+        data: tuple[PatchPairs, dict[str, float]],
         workdir: str | Path,
-        crop: int | None = None,
+        *,
         progress: bool = True,
     ) -> TrainResult:
-        """Train on the TRAIN patches, early stopping on the VAL patches' loss."""
+        """Train on the TRAIN patch pairs of `data` (pairs, normalisation), early stopping on
+        the VAL patches' loss, with random crops of `crop` coarse pixels."""
+        pairs, norm = data
+        train_cfg, crop = self.training, self.crop
         if pairs.factor != self.factor:
             raise InputError("superres", f"patches have factor {pairs.factor}, model {self.factor}")
         self.norm = dict(norm)
@@ -169,27 +128,18 @@ class Sharpener:
         pw = max(tile, -(-w // mult) * mult) - w
         lst_p = np.pad(lst_n, ((0, ph), (0, pw)), mode="edge")
         ndvi_p = np.pad(ndvi_n, ((0, ph * f), (0, pw * f)), mode="edge")
-        hp, wp = lst_p.shape
-        num = np.zeros((hp * f, wp * f), dtype=np.float32)
-        den = np.zeros_like(num)
         dev = resolve_device(device)
         self.net.to(dev).eval()
-        th, tw = min(tile, hp), min(tile, wp)
-        step_h, step_w = max(1, th - overlap), max(1, tw - overlap)
-        wy = _ramp(th * f, overlap * f if hp > th else 0)
-        wx = _ramp(tw * f, overlap * f if wp > tw else 0)
-        weight = wy[:, None] * wx[None, :]
-        for r in _starts(hp, th, step_h):
-            for c in _starts(wp, tw, step_w):
-                lr_t = torch.from_numpy(np.ascontiguousarray(lst_p[r : r + th, c : c + tw]))
-                nd_t = torch.from_numpy(
-                    np.ascontiguousarray(ndvi_p[r * f : (r + th) * f, c * f : (c + tw) * f])
-                )
-                out = self.net(lr_t[None, None].to(dev), nd_t[None, None].to(dev))
-                out = out[0, 0].float().cpu().numpy()
-                num[r * f : (r + th) * f, c * f : (c + tw) * f] += out * weight
-                den[r * f : (r + th) * f, c * f : (c + tw) * f] += weight
-        fine = (num / den)[: h * f, : w * f]
+
+        def sharpen_tile(rows: slice, cols: slice) -> np.ndarray:
+            fine_rows = slice(rows.start * f, rows.stop * f)
+            fine_cols = slice(cols.start * f, cols.stop * f)
+            lr_t = torch.from_numpy(np.ascontiguousarray(lst_p[rows, cols]))
+            nd_t = torch.from_numpy(np.ascontiguousarray(ndvi_p[fine_rows, fine_cols]))
+            out = self.net(lr_t[None, None].to(dev), nd_t[None, None].to(dev))
+            return out[0, 0].float().cpu().numpy()
+
+        fine = predict_tiled(sharpen_tile, lst_p.shape, tile, overlap, scale=f)[: h * f, : w * f]
         return (fine * self.norm["lst_std"] + self.norm["lst_mean"]).astype(np.float32)
 
     def predict(
@@ -200,35 +150,34 @@ class Sharpener:
         return mask_product(fine, lst, ndvi, self.factor)
 
     # ------------------------------------------------------------------------- storage
-    def save(self, path: str | Path, config: dict[str, Any], extra: dict | None = None) -> None:
-        save_checkpoint(
-            path,
-            model_name=MODEL_NAME,
-            model_kwargs={
+    def state(self) -> dict[str, Any]:
+        """The keyword arguments of `save_checkpoint` for this model."""
+        return {
+            "model_name": MODEL_NAME,
+            "model_kwargs": {
                 "factor": self.factor,
                 "channels": list(self.channels),
                 "residual": self.residual,
             },
-            state_dict=self.net.state_dict(),
-            normalisation=dict(self.norm or {}),
-            features={"inputs": ["lst_coarse", "ndvi_fine"]},
-            config={"loss": self.loss_cfg.to_dict(), **config},
-            extra={"history": self.history, "tiles": vars(self.tiles), **(extra or {})},
-        )
+            "state_dict": self.net.state_dict(),
+            "normalisation": dict(self.norm or {}),
+            "features": {"inputs": ["lst_coarse", "ndvi_fine"]},
+            "config": {"loss": self.loss_cfg.to_dict(), **self.config},
+            "extra": {"history": self.history, "tiles": vars(self.tiles)},
+        }
 
     @classmethod
-    def load(cls, path: str | Path) -> Sharpener:
-        ckpt = load_checkpoint(path)
-        if ckpt["model_name"] != MODEL_NAME:
-            raise InputError(path, f"is a {ckpt['model_name']!r} checkpoint, not {MODEL_NAME!r}")
-        kw = ckpt["model_kwargs"]
-        loss = LossConfig(**ckpt["config"]["loss"])
-        tiles = TileConfig(**ckpt["extra"].get("tiles", {}))
+    def from_state(cls, state: dict[str, Any], device: str | torch.device = "cpu") -> Sharpener:
+        """The model of a checkpoint (its network on `device`)."""
+        kw = state["model_kwargs"]
+        loss = LossConfig(**state["config"]["loss"])
+        tiles = TileConfig(**state["extra"].get("tiles", {}))
         model = cls(
-            loss, kw["factor"], tuple(kw["channels"]), kw["residual"], ckpt["normalisation"], tiles
+            loss, kw["factor"], tuple(kw["channels"]), kw["residual"], state["normalisation"], tiles
         )
-        model.net.load_state_dict(ckpt["state_dict"])
-        model.history = ckpt["extra"].get("history", [])
+        model.net.load_state_dict(state["state_dict"])
+        model.net.to(resolve_device(device))
+        model.history = state["extra"].get("history", [])
         return model
 
 
@@ -256,3 +205,26 @@ def energy_residual(
         return float("nan")
     d = coarse[ok] - lst[ok]
     return float(np.sqrt(np.mean(d**2)))
+
+
+# Every SIF-NN-SR variant (superres.variants) is this one class with its own loss settings.
+METHODS: dict[str, type[Sharpener]] = {"sifnn1": Sharpener, "sifnn2": Sharpener}
+
+
+def sharpener_from_config(cfg: dict, variant: str, factor: int) -> Sharpener:
+    """An untrained SIF-NN-SR `variant` of the `superres` config."""
+    if variant not in cfg["variants"]:
+        raise InputError("superres.variants", f"has no variant {variant!r}")
+    loss = LossConfig(variant=variant, mtf=cfg["psf_mtf"], **cfg["variants"][variant])
+    model = cfg["model"]
+    sharpener = METHODS[variant](
+        loss,
+        factor,
+        tuple(model["channels"]),
+        model["residual"],
+        tiles=TileConfig(**cfg["tiles"]),
+        training=TrainConfig.from_dict(cfg["training"]),
+        crop=cfg["crop"],
+    )
+    sharpener.config = {"superres": cfg}
+    return sharpener
