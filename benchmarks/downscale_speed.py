@@ -46,13 +46,13 @@ def _peak_mb() -> float:
 
 
 def _prepare(folder: str, days: int, queue: Any) -> None:
-    from lstfill.downscale import jobs
+    from lstfill.downscale import steps
     from lstfill.sources.demo_israel import write_demo_israel
 
     paths = write_demo_israel(folder, seed=1, shape=(603, 409), n_days=days)
-    jobs.align_dem([paths["lst"]], [paths["dem"]], f"{folder}/dem_1km.tif")
+    steps.dem([paths["lst"]], [paths["dem"]], f"{folder}/dem_1km.tif")
     start = time.perf_counter()
-    info = jobs.build_samples(
+    info = steps.samples(
         [paths["lst"]],
         f"{folder}/dem_1km.tif",
         _config(days, [8]),
@@ -65,11 +65,11 @@ def _prepare(folder: str, days: int, queue: Any) -> None:
 def _train(folder: str, days: int, name: str, threads: int, queue: Any) -> None:
     import torch
 
-    from lstfill.downscale import jobs
+    from lstfill.downscale import steps
 
     torch.set_num_threads(threads)
     cfg = _config(days, ARCHITECTURES[name])
-    metrics = jobs.train(
+    metrics = steps.train(
         f"{folder}/s.nc",
         cfg,
         "day",
@@ -87,13 +87,13 @@ def _train(folder: str, days: int, name: str, threads: int, queue: Any) -> None:
 def _map(folder: str, name: str, threads: int, queue: Any) -> None:
     import torch
 
-    from lstfill.downscale import jobs, targets
+    from lstfill.downscale import steps, targets
 
     torch.set_num_threads(threads)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         day = targets.days_of(f"{folder}/s.json")[0]
-        jobs.predict_map(
+        steps.predict(
             [f"{folder}/LST_2020_NetCDF.nc"],
             f"{folder}/dem_1km.tif",
             f"{folder}/m_{name[:4]}.pt",

@@ -19,6 +19,7 @@ from lstfill.errors import InputError
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}
 SPLIT_CODES = {name: code for code, name in SPLIT_NAMES.items()}
+DROPPED = -1  # split code of a sample whose window straddles two splits
 
 
 @dataclass(frozen=True)
@@ -154,3 +155,56 @@ def codes_by_day(dates: np.ndarray, split: dict[str, list[str]]) -> np.ndarray:
     """TRAIN / VAL / TEST code of each patch from the split of its day."""
     code = {d: SPLIT_CODES[name] for name, days in split.items() for d in days}
     return np.array([code[str(d)] for d in dates.astype("datetime64[D]")], dtype=np.int8)
+
+
+def split_by_day(
+    days: np.ndarray, ratios: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0
+) -> np.ndarray:
+    """Split code (TRAIN/VAL/TEST) per sample, whole days to one split: a seeded permutation of
+    the unique days cut by `ratios` (train, val, test), each split at least one day."""
+    uniq, inverse = np.unique(np.asarray(days), return_inverse=True)
+    n = len(uniq)
+    r = np.asarray(ratios, dtype=np.float64)
+    if r.shape != (3,) or (r < 0).any() or r.sum() <= 0:
+        raise ValueError(f"ratios must be three non-negative numbers, got {ratios}")
+    if n < 3:
+        raise ValueError(f"{n} distinct days cannot give a train, val and test day each")
+    n_val = max(1, round(r[1] / r.sum() * n))
+    n_test = max(1, round(r[2] / r.sum() * n))
+    while n_val + n_test > n - 1:  # keep a training day: shrink the larger held-out split
+        if n_val >= n_test:
+            n_val -= 1
+        else:
+            n_test -= 1
+    order = np.random.default_rng(seed).permutation(n)
+    lab = np.full(n, TRAIN, dtype=np.int8)
+    lab[order[:n_test]] = TEST
+    lab[order[n_test : n_test + n_val]] = VAL
+    return lab[inverse.reshape(-1)]
+
+
+def split_by_space(
+    rc: np.ndarray,
+    grid_shape: tuple[int, int],
+    block_size: int,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int = 0,
+    *,
+    radius: int,
+) -> np.ndarray:
+    """Split code per sample by spatial blocks (`split_blocks`): a sample joins a split only if
+    its whole window lies in that split's blocks; straddling samples get DROPPED (-1)."""
+    split_map = split_blocks(
+        tuple(grid_shape),
+        block_size,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
+    rc = np.asarray(rc)
+    codes = np.full(len(rc), DROPPED, dtype=np.int8)
+    for code in (TRAIN, VAL, TEST):
+        inside = window_inside(split_map, code, radius)[rc[:, 0], rc[:, 1]]
+        codes[inside] = code
+    return codes

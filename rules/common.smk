@@ -70,6 +70,7 @@ DS_SAMPLES_INFO = "results/{region}/downscale/samples/{key}.json"
 DS_MODEL = "results/{region}/downscale/model/mlp_{split}.pt"
 DS_CURVE = "results/{region}/downscale/model/mlp_{split}_training_curve.png"
 DS_WORKDIR = "results/{region}/downscale/model/mlp_{split}_training"
+DS_RUN = "results/{region}/downscale/runs/{split}.json"
 DS_RUNS = "results/{region}/downscale/runs.csv"
 DS_PRODUCT = "results/{region}/downscale/maps/{day}.tif"
 DS_METRICS = "results/{region}/downscale/metrics.json"
@@ -272,7 +273,7 @@ def all_targets(wildcards):
             targets += expand(FUSION_PRODUCT, region=region, day=fusion_days)
     for region in config["downscale"]["regions"]:
         kinds = config["downscale"]["split"]["kinds"]
-        targets += expand([DS_METRICS, DS_FIGURE], region=region)
+        targets += expand([DS_METRICS, DS_FIGURE, DS_RUNS], region=region)
         targets += expand(DS_CURVE, region=region, split=kinds)
         targets += expand(DS_PRODUCT, region=region, day=downscale_days(region))
     return targets

@@ -1,7 +1,8 @@
 # Downscaling (the 9x9 topography MLP of the Israel LST project): yearly Israel-format LST and a
 # DEM -> the DEM on the LST grid -> samples cached by their parameters -> one MLP per split
 # (space, day) -> a map per sampled day, and the evaluation against predict-0 with permutation
-# importance. Each training run is appended to results/{region}/downscale/runs.csv.
+# importance. Each training run writes its row (parameters and metrics), and downscale_runs
+# collects the rows into results/{region}/downscale/runs.csv.
 
 
 rule downscale_demo_region:
@@ -72,6 +73,7 @@ rule downscale_train:
         unpack(downscale_samples),
     output:
         model=DS_MODEL,
+        run=DS_RUN,
         curve=report(
             DS_CURVE,
             caption="captions/downscale_curve.rst",
@@ -92,7 +94,6 @@ rule downscale_train:
             "split.seed",
         ),
         workdir=DS_WORKDIR,
-        runs=DS_RUNS,
     log:
         log_path("downscale_train", "{region}/{split}"),
     benchmark:
@@ -163,3 +164,24 @@ rule downscale_evaluate:
         "../envs/downscale.yaml"
     script:
         "../workflow_scripts/downscale_evaluate.py"
+
+
+rule downscale_runs:
+    input:
+        runs=lambda wildcards: expand(
+            DS_RUN, region=wildcards.region, split=config["downscale"]["split"]["kinds"]
+        ),
+    output:
+        runs=DS_RUNS,
+    log:
+        log_path("downscale_runs", "{region}"),
+    benchmark:
+        benchmark_path("downscale_runs", "{region}")
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/downscale.yaml"
+    script:
+        "../workflow_scripts/downscale_runs.py"

@@ -2,7 +2,7 @@
 
 import torch
 
-from lstfill.downscale.jobs import evaluate
+from lstfill.downscale.steps import evaluate
 from lstfill.logs import setup_logging
 
 setup_logging(snakemake.log[0])

@@ -2,12 +2,12 @@
 
 import torch
 
-from lstfill.downscale.jobs import predict_map
+from lstfill.downscale.steps import predict
 from lstfill.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-predict_map(
+predict(
     list(snakemake.input.lst),
     snakemake.input.dem,
     snakemake.input.model,

@@ -1,10 +1,10 @@
 """Snakemake adapter: the 9x9 window samples of the selected days and bands, and their summary."""
 
-from lstfill.downscale.jobs import build_samples
+from lstfill.downscale.steps import samples
 from lstfill.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-build_samples(
+samples(
     list(snakemake.input.lst),
     snakemake.input.dem,
     snakemake.params.downscale,

@@ -1,8 +1,8 @@
-"""Snakemake adapter: train the MLP of one split (resuming) and append the run to runs.csv."""
+"""Snakemake adapter: train the MLP of one split (resuming) and write the run's row."""
 
 import torch
 
-from lstfill.downscale.jobs import train
+from lstfill.downscale.steps import train
 from lstfill.logs import setup_logging
 
 setup_logging(snakemake.log[0])
@@ -14,6 +14,6 @@ train(
     snakemake.output.model,
     snakemake.output.curve,
     snakemake.params.workdir,
-    snakemake.params.runs,
+    snakemake.output.run,
     run_name=f"{snakemake.wildcards.region}-{snakemake.wildcards.split}",
 )

@@ -26,14 +26,6 @@ def mse(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(d**2)) if d.size else float("nan")
 
 
-def linear_baseline(x_train: np.ndarray, y_train: np.ndarray) -> Predict:
-    """Least-squares linear model (with intercept) on the MLP's own features: what the network
-    adds beyond a linear response to the same inputs."""
-    a = np.column_stack([np.asarray(x_train, np.float64), np.ones(len(x_train))])
-    coef, *_ = np.linalg.lstsq(a, np.asarray(y_train, np.float64), rcond=None)
-    return lambda x: (np.asarray(x, np.float64) @ coef[:-1] + coef[-1]).astype(np.float32)
-
-
 def split_scores(
     truth: np.ndarray,
     model_pred: np.ndarray,

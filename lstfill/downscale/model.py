@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -38,17 +37,3 @@ class Mlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)
-
-
-@torch.no_grad()
-def predict(model: nn.Module, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
-    """Predictions for the rows of `x` in eval mode, in batches (bounded memory)."""
-    model.eval()
-    device = next(model.parameters()).device
-    out = [
-        model(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])).float().to(device))
-        .cpu()
-        .numpy()
-        for i in range(0, len(x), batch_size)
-    ]
-    return np.concatenate(out).astype(np.float32) if out else np.empty(0, np.float32)

@@ -17,12 +17,15 @@ the LST itself is gap-filled everywhere on land, as the real data set is.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from affine import Affine
 from scipy import ndimage
 
+from lstfill.downscale.targets import DEMO_LST_NAME, DEMO_YEAR
 from lstfill.io import write_cog
 from lstfill.sources.demo_fields import correlated_field
 from lstfill.sources.demo_world import rng_for
@@ -124,3 +127,21 @@ def write_demo_israel(
         tags={"units": "m", "source": "lstfill demo (synthetic SRTM-like DEM)"},
     )
     return {"lst": lst_path, "dem": dem_path}
+
+
+def write_demo_region(
+    lst_out: str | Path, dem_out: str | Path, settings: Mapping[str, Any]
+) -> None:
+    """The synthetic Israel-format region at the two paths (the `downscale_demo_region` step)."""
+    lst_out, dem_out = Path(lst_out), Path(dem_out)
+    if lst_out.name != DEMO_LST_NAME or lst_out.parent != dem_out.parent:
+        raise ValueError(f"demo files go to one folder as {DEMO_LST_NAME} and a DEM")
+    paths = write_demo_israel(
+        lst_out.parent,
+        settings["seed"],
+        shape=(settings["rows"], settings["cols"]),
+        n_days=settings["n_days"],
+        year=DEMO_YEAR,
+    )
+    if paths["dem"] != dem_out:
+        paths["dem"].replace(dem_out)

@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 import torch
-from test_downscale_jobs import e2e  # noqa: F401  (fixture)
 from test_gapfill_jobs import region  # noqa: F401  (fixture)
 
 from lstfill.config import validate_config
 from lstfill.device import job_device, resolve_device
-from lstfill.downscale import jobs as ds_jobs
+from lstfill.downscale import steps as ds_steps
 from lstfill.errors import ConfigError
 from lstfill.gapfill import jobs as gf_jobs
 from lstfill.superres import steps as sr_steps
@@ -118,11 +117,11 @@ def _superres(kind: str, missing: Path, out: Path) -> Callable[[], Any]:
 def _downscale(kind: str, missing: Path, out: Path) -> Callable[[], Any]:
     cfg = _cuda_section("downscale")
     return {
-        "train": lambda: ds_jobs.train(missing, cfg, "space", out, out, out, out, "run"),
-        "predict": lambda: ds_jobs.predict_map(
+        "train": lambda: ds_steps.train(missing, cfg, "space", out, out, out, out, "run"),
+        "predict": lambda: ds_steps.predict(
             [missing], missing, missing, "20200105", False, out, device="cuda"
         ),
-        "evaluate": lambda: ds_jobs.evaluate(missing, {"space": missing}, cfg, out, out),
+        "evaluate": lambda: ds_steps.evaluate(missing, {"space": missing}, cfg, out, out),
     }[kind]
 
 
@@ -153,27 +152,6 @@ def test_gapfill_prediction_logs_its_device(region, tmp_path, no_cuda, caplog): 
         "to the CPU)"
     ]
     assert (tmp_path / "p.tif").exists()
-
-
-def test_downscale_prediction_and_training_log_their_device(e2e, tmp_path, caplog):  # noqa: F811
-    caplog.set_level(logging.INFO)
-    ds_jobs.predict_map(
-        [e2e.lst], e2e.dem, e2e.models["space"], e2e.day, False, tmp_path / "map.tif", device="cpu"
-    )
-    assert device_lines(caplog) == ["device: cpu (downscale.training.device is cpu)"]
-    caplog.clear()
-    ds_jobs.train(
-        e2e.samples,
-        e2e.cfg,
-        "day",
-        tmp_path / "m.pt",
-        tmp_path / "c.png",
-        tmp_path / "work",
-        tmp_path / "runs.csv",
-        "run",
-        progress=False,
-    )
-    assert device_lines(caplog) == ["device: cpu (downscale.training.device is cpu)"]
 
 
 # ------------------------------------------------------------------------- the workflow

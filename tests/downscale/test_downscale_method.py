@@ -5,8 +5,10 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from lstfill.downscale.evaluate import linear_baseline, mse, permutation_importance, split_scores
-from lstfill.downscale.model import Mlp, predict
+from lstfill.downscale.baselines import linear_baseline
+from lstfill.downscale.evaluate import mse, permutation_importance, split_scores
+from lstfill.downscale.method import predict_rows
+from lstfill.downscale.model import Mlp
 from lstfill.training.loop import fit
 from lstfill.training.settings import TrainConfig
 
@@ -93,5 +95,5 @@ def test_mlp_learns_a_topographic_deviation_better_than_zero(tmp_path):
         tmp_path,
         progress=False,
     )
-    s = split_scores(y[va], predict(model, x[va], batch_size=100))
+    s = split_scores(y[va], predict_rows(model, x[va], batch_size=100))
     assert s["improvement_pct"] > 60

@@ -10,7 +10,7 @@ Scaling, splits and the cached sample file live here too, so every caller shares
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +19,13 @@ import numpy as np
 import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lstfill.errors import ConfigError, InputError
+from lstfill.errors import ConfigError, InputError, LstfillError
 from lstfill.io import json_ready, load_netcdf, write_netcdf
-from lstfill.splits import TEST, TRAIN, VAL, split_blocks, window_inside
+from lstfill.splits import DROPPED, SPLIT_NAMES, split_by_day, split_by_space
 
 RADIUS = 4
 DAYS_PER_YEAR = 365.25
 HOURS_PER_DAY = 24.0
-DROPPED = -1  # split code of a sample whose window straddles two splits
 
 
 def feature_names(radius: int = RADIUS) -> list[str]:
@@ -235,58 +234,6 @@ def fit_scaler(
 # splits
 
 
-def split_by_day(
-    days: np.ndarray, ratios: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0
-) -> np.ndarray:
-    """Split code (TRAIN/VAL/TEST) per sample, whole days to one split: a seeded permutation of
-    the unique days cut by `ratios` (train, val, test), each split at least one day."""
-    uniq, inverse = np.unique(np.asarray(days), return_inverse=True)
-    n = len(uniq)
-    r = np.asarray(ratios, dtype=np.float64)
-    if r.shape != (3,) or (r < 0).any() or r.sum() <= 0:
-        raise ValueError(f"ratios must be three non-negative numbers, got {ratios}")
-    if n < 3:
-        raise ValueError(f"{n} distinct days cannot give a train, val and test day each")
-    n_val = max(1, round(r[1] / r.sum() * n))
-    n_test = max(1, round(r[2] / r.sum() * n))
-    while n_val + n_test > n - 1:  # keep a training day: shrink the larger held-out split
-        if n_val >= n_test:
-            n_val -= 1
-        else:
-            n_test -= 1
-    order = np.random.default_rng(seed).permutation(n)
-    lab = np.full(n, TRAIN, dtype=np.int8)
-    lab[order[:n_test]] = TEST
-    lab[order[n_test : n_test + n_val]] = VAL
-    return lab[inverse.reshape(-1)]
-
-
-def split_by_space(
-    rc: np.ndarray,
-    grid_shape: tuple[int, int],
-    block_size: int,
-    val_fraction: float,
-    test_fraction: float,
-    seed: int = 0,
-    radius: int = RADIUS,
-) -> np.ndarray:
-    """Split code per sample by spatial blocks (`split_blocks`): a sample joins a split only if
-    its whole window lies in that split's blocks; straddling samples get DROPPED (-1)."""
-    split_map = split_blocks(
-        tuple(grid_shape),
-        block_size,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-    )
-    rc = np.asarray(rc)
-    codes = np.full(len(rc), DROPPED, dtype=np.int8)
-    for code in (TRAIN, VAL, TEST):
-        inside = window_inside(split_map, code, radius)[rc[:, 0], rc[:, 1]]
-        codes[inside] = code
-    return codes
-
-
 # ---------------------------------------------------------------------------------------------
 # cache
 
@@ -344,3 +291,44 @@ def read_samples(
     except KeyError as exc:
         raise InputError(path, f"not an lstfill sample file (missing {exc})") from exc
     return X, y, meta, params
+
+
+def split_codes(
+    meta: Mapping[str, np.ndarray], params: Mapping[str, Any], split: Mapping[str, Any], kind: str
+) -> np.ndarray:
+    """TRAIN/VAL/TEST (or DROPPED) per sample for the `kind` ("day" or "space") split."""
+    ratios = [float(r) for r in split["ratios"]]
+    if kind == "day":
+        try:
+            return split_by_day(meta["date"], tuple(ratios), split["seed"])
+        except ValueError as exc:  # fewer than three days
+            raise LstfillError(f"day split: {exc}; raise downscale.max_days") from exc
+    if kind == "space":
+        total = sum(ratios)
+        rc = np.stack([meta["row"], meta["col"]], axis=1)
+        return split_by_space(
+            rc,
+            tuple(params["grid_shape"]),
+            split["block_size"],
+            ratios[1] / total,
+            ratios[2] / total,
+            split["seed"],
+            radius=int(params["radius"]),
+        )
+    raise ConfigError("downscale.split.kinds", f"unknown split {kind!r} (space or day)")
+
+
+def split_counts(codes: np.ndarray) -> dict[str, int]:
+    counts = {name: int((codes == code).sum()) for code, name in SPLIT_NAMES.items()}
+    counts["dropped"] = int((codes == DROPPED).sum())
+    return counts
+
+
+def need_all_splits(codes: np.ndarray, kind: str, samples: str | Path) -> None:
+    counts = split_counts(codes)
+    empty = [name for name in ("train", "val", "test") if counts[name] == 0]
+    if empty:
+        raise LstfillError(
+            f"{samples}: the {kind} split leaves no {', '.join(empty)} samples ({counts}); "
+            "use more days, a larger region or a smaller downscale.split.block_size"
+        )

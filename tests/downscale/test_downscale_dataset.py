@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstfill.downscale.samples import (
+from lstfill.downscale.dataset import (
     DROPPED,
     FEATURES,
     GROUPS,
@@ -207,7 +207,7 @@ def test_split_by_space_windows_stay_in_their_blocks() -> None:
     lst, dem, lat, lon = grid(*shape)
     _, _, rc = window_samples(lst, dem, lat, lon, doy=0, hour=13.5)
     kw = {"val_fraction": 0.25, "test_fraction": 0.25, "seed": 2}
-    codes = split_by_space(rc, shape, block, **kw)
+    codes = split_by_space(rc, shape, block, **kw, radius=r)
     split_map = split_blocks(shape, block, **kw)
     for code in (TRAIN, VAL, TEST, DROPPED):
         assert (codes == code).any()

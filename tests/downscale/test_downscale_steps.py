@@ -1,9 +1,10 @@
-"""Downscaling job steps (`lstfill.downscale.jobs`): input files, days, the DEM on the LST grid,
+"""Downscaling job steps (`lstfill.downscale.steps`): input files, days, the DEM on the LST grid,
 the sample file, the splits, and training, evaluation and maps end to end on a tiny region."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import types
 from pathlib import Path
@@ -16,19 +17,24 @@ import torch
 from affine import Affine
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lstfill import runs
 from lstfill.config import validate_config
-from lstfill.downscale import jobs, runs, targets
-from lstfill.downscale.model import Mlp, predict
-from lstfill.downscale.samples import (
+from lstfill.downscale import steps, targets
+from lstfill.downscale.dataset import (
     DROPPED,
     GROUPS,
     feature_names,
     read_samples,
+    split_codes,
     window_samples,
 )
+from lstfill.downscale.inputs import select_days
+from lstfill.downscale.method import METHODS, MlpMethod
 from lstfill.errors import ConfigError, InputError, LstfillError
 from lstfill.io import read_raster, write_cog
+from lstfill.method import load_method
 from lstfill.sources import israel
+from lstfill.sources.demo_israel import write_demo_region
 from lstfill.splits import TEST, TRAIN, VAL, split_blocks
 from lstfill.training.checkpoint import save_checkpoint
 
@@ -140,15 +146,15 @@ def test_select_days_spreads_days_evenly_over_yearly_files(tmp_path) -> None:
     f20 = _write_year(tmp_path / israel.file_name(2020), 2020, [300, 1, 7, 100, 200, 3])
     f19 = _write_year(tmp_path / israel.file_name(2019), 2019, [20, 0, 5, 10])
     everything = [(f19, 2019, [0, 5, 10, 20]), (f20, 2020, [1, 3, 7, 100, 200, 300])]
-    assert jobs.select_days([f20, f19], None) == everything
-    assert jobs.select_days([f20, f19], 10) == everything
-    assert jobs.select_days([f20, f19], 50) == everything
+    assert select_days([f20, f19], None) == everything
+    assert select_days([f20, f19], 10) == everything
+    assert select_days([f20, f19], 50) == everything
     # 10 days, 4 wanted: positions round(linspace(0, 9, 4)) = 0, 3, 6, 9
-    assert jobs.select_days([f20, f19], 4) == [(f19, 2019, [0, 20]), (f20, 2020, [7, 300])]
-    assert jobs.select_days([f19, f20], 2) == [(f19, 2019, [0]), (f20, 2020, [300])]
-    assert jobs.select_days([f20], 3) == [(f20, 2020, [1, 7, 300])]
+    assert select_days([f20, f19], 4) == [(f19, 2019, [0, 20]), (f20, 2020, [7, 300])]
+    assert select_days([f19, f20], 2) == [(f19, 2019, [0]), (f20, 2020, [300])]
+    assert select_days([f20], 3) == [(f20, 2020, [1, 7, 300])]
     for k in range(2, 11):
-        picked = jobs.select_days([f19, f20], k)
+        picked = select_days([f19, f20], k)
         flat = [(year, d) for _, year, days in picked for d in days]
         assert len(flat) == k and flat == sorted(flat)
         assert flat[0] == (2019, 0) and flat[-1] == (2020, 300)
@@ -174,7 +180,7 @@ def test_align_dem_block_averages_a_3x_dem_onto_the_lst_grid(tmp_path) -> None:
         nodata=float("nan"),
     )
     out = tmp_path / "dem_grid.tif"
-    jobs.align_dem([lst], [dem], out)
+    steps.dem([lst], [dem], out)
     data, transform, crs, _, _ = read_raster(out, expected_crs="EPSG:4326")
     assert data.shape == (8, 7) and data.dtype == np.float32
     assert transform.almost_equals(israel.grid_transform(lat, lon), precision=1e-9)
@@ -186,7 +192,7 @@ def test_align_dem_block_averages_a_3x_dem_onto_the_lst_grid(tmp_path) -> None:
 
     shifted = _write_year(tmp_path / "LST_2021_NetCDF.nc", 2021, [3], lat=lat, lon=lon + STEP)
     with pytest.raises(InputError, match="another grid") as err:
-        jobs.align_dem([lst, shifted], [dem], tmp_path / "other.tif")
+        steps.dem([lst, shifted], [dem], tmp_path / "other.tif")
     assert err.value.path == str(shifted)
     assert not (tmp_path / "other.tif").exists()
 
@@ -198,7 +204,7 @@ def test_align_dem_block_averages_a_3x_dem_onto_the_lst_grid(tmp_path) -> None:
         nodata=float("nan"),
     )
     with pytest.raises(InputError, match="does not overlap") as err:
-        jobs.align_dem([lst], [far], tmp_path / "far_grid.tif")
+        steps.dem([lst], [far], tmp_path / "far_grid.tif")
     assert err.value.path == str(far)
 
 
@@ -231,7 +237,7 @@ def handmade(tmp_path_factory) -> SimpleNamespace:
         nodata=float("nan"),
     )
     cfg = _cfg(max_days=None)
-    info = jobs.build_samples([lst], dem_path, cfg, folder / "samples.nc", folder / "samples.json")
+    info = steps.samples([lst], dem_path, cfg, folder / "samples.nc", folder / "samples.json")
     return SimpleNamespace(
         folder=folder,
         lst=lst,
@@ -304,7 +310,7 @@ def test_build_samples_targets_and_features_at_a_known_sample(handmade) -> None:
 
 def test_build_samples_caps_each_image_reproducibly(handmade, tmp_path) -> None:
     cfg = {**handmade.cfg, "max_samples_per_image": 50}
-    info = jobs.build_samples(
+    info = steps.samples(
         [handmade.lst], handmade.dem_path, cfg, tmp_path / "a.nc", tmp_path / "a.json"
     )
     assert info["n_samples"] == 300 and info["per_band"] == {"night": 150, "day": 150}
@@ -316,9 +322,7 @@ def test_build_samples_caps_each_image_reproducibly(handmade, tmp_path) -> None:
     for i in range(0, 300, 7):  # a capped sample is the same sample as in the full file
         j = _find(meta_all, meta["date"][i], meta["band"][i], meta["row"][i], meta["col"][i])
         assert y[i] == y_all[j]
-    jobs.build_samples(
-        [handmade.lst], handmade.dem_path, cfg, tmp_path / "b.nc", tmp_path / "b.json"
-    )
+    steps.samples([handmade.lst], handmade.dem_path, cfg, tmp_path / "b.nc", tmp_path / "b.json")
     _, y_b, meta_b, _ = read_samples(tmp_path / "b.nc")
     np.testing.assert_array_equal(y_b, y)
     for key in ("date", "band", "row", "col"):
@@ -332,7 +336,7 @@ def test_build_samples_without_a_valid_window_writes_nothing(handmade, tmp_path)
     )
     out, info = tmp_path / "s.nc", tmp_path / "s.json"
     with pytest.raises(InputError, match="no 9² window") as err:
-        jobs.build_samples([lst], handmade.dem_path, handmade.cfg, out, info)
+        steps.samples([lst], handmade.dem_path, handmade.cfg, out, info)
     assert err.value.path == str(lst)
     assert sorted(p.name for p in tmp_path.iterdir()) == [israel.file_name(2020)]
 
@@ -341,7 +345,7 @@ def test_build_samples_refuses_a_dem_of_another_place(handmade, tmp_path) -> Non
     shifted = israel.grid_transform(LAT, LON) @ Affine.translation(3, 0)
     dem_path = write_cog(tmp_path / "dem.tif", handmade.dem, shifted, "EPSG:4326", nodata=None)
     with pytest.raises(InputError, match="not the LST grid") as err:
-        jobs.build_samples(
+        steps.samples(
             [handmade.lst], dem_path, handmade.cfg, tmp_path / "s.nc", tmp_path / "s.json"
         )
     assert err.value.path == str(dem_path)
@@ -352,7 +356,7 @@ def test_day_split_of_too_few_days_names_the_setting(handmade) -> None:
     _, _, meta, params = read_samples(handmade.samples)
     one_day = {k: v[meta["date"] == meta["date"][0]] for k, v in meta.items()}
     with pytest.raises(LstfillError, match="downscale.max_days"):
-        jobs.split_codes(one_day, params, handmade.cfg["split"], "day")
+        split_codes(one_day, params, handmade.cfg["split"], "day")
 
 
 # ------------------------------------------------------------------------------ splits
@@ -360,7 +364,7 @@ def test_day_split_of_too_few_days_names_the_setting(handmade) -> None:
 
 def test_day_split_keeps_each_date_in_one_split(handmade) -> None:
     _, _, meta, params = read_samples(handmade.samples)
-    codes = jobs.split_codes(meta, params, handmade.cfg["split"], "day")
+    codes = split_codes(meta, params, handmade.cfg["split"], "day")
     assert set(np.unique(codes).tolist()) == {TRAIN, VAL, TEST}
     dates = [set(meta["date"][codes == c].tolist()) for c in (TRAIN, VAL, TEST)]
     assert all(len(d) == 1 for d in dates)  # 3 days: one each
@@ -370,7 +374,7 @@ def test_day_split_keeps_each_date_in_one_split(handmade) -> None:
 def test_space_split_windows_never_reach_another_split(handmade) -> None:
     _, _, meta, params = read_samples(handmade.samples)
     split = {"ratios": [0.5, 0.2, 0.3], "block_size": 9, "seed": 4}
-    codes = jobs.split_codes(meta, params, split, "space")
+    codes = split_codes(meta, params, split, "space")
     counts = {c: int((codes == c).sum()) for c in (TRAIN, VAL, TEST, DROPPED)}
     assert all(v > 0 for v in counts.values()), counts
     block_map = split_blocks((H, W), 9, val_fraction=0.2, test_fraction=0.3, seed=4)
@@ -386,7 +390,7 @@ def test_space_split_windows_never_reach_another_split(handmade) -> None:
     for r, c, code in zip(meta["row"], meta["col"], codes, strict=True):
         assert per_pos.setdefault((r, c), code) == code
     with pytest.raises(ConfigError, match="downscale.split.kinds"):
-        jobs.split_codes(meta, params, split, "random")
+        split_codes(meta, params, split, "random")
 
 
 # ------------------------------------------------------------------------------ end to end
@@ -399,34 +403,32 @@ def e2e(tmp_path_factory) -> SimpleNamespace:
     """A synthetic 40x36 region of 8 days: DEM, samples, both models, evaluation, one map."""
     d = tmp_path_factory.mktemp("e2e")
     lst = d / israel.file_name(targets.DEMO_YEAR)
-    jobs.write_demo_region(
-        lst, d / "dem_fine.tif", {"seed": 3, "rows": 40, "cols": 36, "n_days": 8}
-    )
-    jobs.align_dem([lst], [d / "dem_fine.tif"], d / "dem.tif")
+    write_demo_region(lst, d / "dem_fine.tif", {"seed": 3, "rows": 40, "cols": 36, "n_days": 8})
+    steps.dem([lst], [d / "dem_fine.tif"], d / "dem.tif")
     cfg = _cfg(
         model={"hidden": [16]},
         training={"epochs": 2, "batch_size": 256, "device": "cpu"},
         split=E2E_SPLIT,
         importance={"n_repeats": 2, "max_samples": 300},
     )
-    info = jobs.build_samples([lst], d / "dem.tif", cfg, d / "samples.nc", d / "samples.json")
+    info = steps.samples([lst], d / "dem.tif", cfg, d / "samples.nc", d / "samples.json")
     trained = {}
     for kind in ("space", "day"):
-        trained[kind] = jobs.train(
+        trained[kind] = steps.train(
             d / "samples.nc",
             cfg,
             kind,
             d / f"{kind}.pt",
             d / f"{kind}_curve.png",
             d / f"work_{kind}",
-            d / "runs.csv",
+            d / f"run_{kind}.json",
             f"run-{kind}",
             progress=False,
         )
     models = {kind: d / f"{kind}.pt" for kind in ("space", "day")}
-    evaluated = jobs.evaluate(d / "samples.nc", models, cfg, d / "metrics.json", d / "eval.png")
+    evaluated = steps.evaluate(d / "samples.nc", models, cfg, d / "metrics.json", d / "eval.png")
     day = info["days"][0]
-    scores = jobs.predict_map([lst], d / "dem.tif", models["space"], day, False, d / "map.tif")
+    scores = steps.predict([lst], d / "dem.tif", models["space"], day, False, d / "map.tif")
     return SimpleNamespace(
         dir=d,
         lst=lst,
@@ -446,7 +448,7 @@ def e2e(tmp_path_factory) -> SimpleNamespace:
 def test_demo_region_needs_the_published_file_name(tmp_path) -> None:
     settings = {"seed": 3, "rows": 20, "cols": 20, "n_days": 3}
     with pytest.raises(ValueError, match="LST_2020_NetCDF.nc"):
-        jobs.write_demo_region(tmp_path / "lst.nc", tmp_path / "dem.tif", settings)
+        write_demo_region(tmp_path / "lst.nc", tmp_path / "dem.tif", settings)
 
 
 def test_e2e_samples_cover_every_land_window(e2e) -> None:
@@ -455,13 +457,13 @@ def test_e2e_samples_cover_every_land_window(e2e) -> None:
     assert read_raster(e2e.dir / "dem_fine.tif")[0].shape == (40 * 3, 36 * 3)
 
 
-def test_train_writes_a_checkpoint_that_load_mlp_restores(e2e) -> None:
-    model, scaler, ckpt = jobs.load_mlp(e2e.models["space"])
-    assert isinstance(model, Mlp) and not model.training
-    assert scaler.columns == feature_names(4)
-    assert ckpt["model_name"] == jobs.MODEL_NAME and ckpt["extra"]["split"] == "space"
-    assert ckpt["features"]["bands"] == {"night": 1.5, "day": 13.5}
-    assert ckpt["model_kwargs"] == {"n_in": 89, "hidden": [16], "dropout": 0.2}
+def test_train_writes_a_checkpoint_that_load_method_restores(e2e) -> None:
+    mlp = load_method(e2e.models["space"], METHODS)
+    assert isinstance(mlp, MlpMethod) and not mlp.net.training
+    assert mlp.scaler.columns == feature_names(4)
+    assert mlp.extra["split"] == "space" and mlp.extra["best_epoch"] >= 1
+    assert mlp.features["bands"] == {"night": 1.5, "day": 13.5}
+    assert mlp.model_kwargs == {"n_in": 89, "hidden": [16], "dropout": 0.2}
     assert (e2e.dir / "space_curve.png").stat().st_size > 0
     m = e2e.trained["space"]
     assert m["epochs_run"] == 2 and m["n_val"] > 0 and m["n_test"] > 0 and m["n_dropped"] > 0
@@ -470,7 +472,9 @@ def test_train_writes_a_checkpoint_that_load_mlp_restores(e2e) -> None:
     assert e2e.trained["day"]["n_dropped"] == 0
 
 
-def test_runs_table_has_one_row_per_train_call(e2e) -> None:
+def test_runs_table_collects_one_row_per_train_call(e2e) -> None:
+    row_files = [e2e.dir / f"run_{kind}.json" for kind in ("space", "day")]
+    runs.collect_runs(row_files, e2e.dir / "runs.csv")
     rows = runs.read_runs(e2e.dir / "runs.csv")
     assert [r["run"] for r in rows] == ["run-space", "run-day"]
     assert [r["params.split_kind"] for r in rows] == ["space", "day"]
@@ -488,11 +492,11 @@ def test_evaluate_scores_model_and_predict_zero_on_the_test_samples(e2e) -> None
     X, y, meta, params = read_samples(e2e.samples)
     for kind in ("space", "day"):
         s = out["splits"][kind]
-        codes = jobs.split_codes(meta, params, e2e.cfg["split"], kind)
+        codes = split_codes(meta, params, e2e.cfg["split"], kind)
         test = codes == TEST
         y_test = y[test].astype(np.float64)
-        model, scaler, _ = jobs.load_mlp(e2e.models[kind])
-        pred = predict(model, scaler.transform(X[test])).astype(np.float64)
+        mlp = load_method(e2e.models[kind], METHODS)
+        pred = mlp.predict(X[test]).astype(np.float64)
         base, mse = s["methods"]["baseline_zero"]["mse"], s["methods"]["model_mlp"]["mse"]
         assert base == pytest.approx(np.mean(y_test**2), rel=1e-9)
         assert mse == pytest.approx(np.mean((pred - y_test) ** 2), rel=1e-6)
@@ -519,7 +523,7 @@ def test_evaluate_scores_model_and_predict_zero_on_the_test_samples(e2e) -> None
         )
         assert s["by_band"]["night"]["n_samples"] + s["by_band"]["day"]["n_samples"] == test.sum()
         assert set(out["importance"][kind]) == set(GROUPS)
-    test_days = jobs.split_codes(meta, params, e2e.cfg["split"], "day") == TEST
+    test_days = split_codes(meta, params, e2e.cfg["split"], "day") == TEST
     assert out["splits"]["day"]["test_days"] == sorted(
         str(d) for d in np.unique(meta["date"][test_days])
     )
@@ -549,11 +553,11 @@ def test_predict_map_is_window_mean_plus_predicted_deviation(e2e) -> None:
     assert transform.almost_equals(obs.transform, precision=1e-9)
     assert transform.almost_equals(read_raster(e2e.dem)[1], precision=1e-9)
     dem = read_raster(e2e.dem)[0]
-    model, scaler, _ = jobs.load_mlp(e2e.models["space"])
+    mlp = load_method(e2e.models["space"], METHODS)
     for b, (band, hour) in enumerate((("night", 1.5), ("day", 13.5))):
         lst = obs.lst(band)[0]
         X, y, rc = window_samples(lst, dem, obs.lat, obs.lon, doy, hour)
-        dev = predict(model, scaler.transform(X))
+        dev = mlp.predict(X)
         np.testing.assert_allclose(
             data[b, rc[:, 0], rc[:, 1]], X[:, COL["lst_avg"]] + dev, rtol=1e-6
         )
@@ -566,19 +570,19 @@ def test_predict_map_is_window_mean_plus_predicted_deviation(e2e) -> None:
     lst = obs.lst("day")[0].astype(np.float64)
     X, _, rc = window_samples(obs.lst("day")[0], dem, obs.lat, obs.lon, doy, 13.5)
     i = int(np.flatnonzero((rc[:, 0] == 20) & (rc[:, 1] == 15))[0])
-    dev = predict(model, scaler.transform(X[i : i + 1]))[0]
+    dev = mlp.predict(X[i : i + 1])[0]
     assert data[1, 20, 15] == pytest.approx(lst[16:25, 11:20].mean() + dev, abs=1e-3)
 
 
 def test_predict_map_needs_a_file_of_the_year(e2e, tmp_path) -> None:
     with pytest.raises(InputError, match="no LST file of 2019"):
-        jobs.predict_map(
+        steps.predict(
             [e2e.lst], e2e.dem, e2e.models["space"], "20190105", False, tmp_path / "m.tif"
         )
     assert not (tmp_path / "m.tif").exists()
 
 
-def test_load_mlp_refuses_another_model(tmp_path) -> None:
+def test_load_method_refuses_another_model(tmp_path) -> None:
     path = tmp_path / "other.pt"
     save_checkpoint(
         path,
@@ -590,19 +594,19 @@ def test_load_mlp_refuses_another_model(tmp_path) -> None:
         config={},
     )
     with pytest.raises(InputError, match="gapfill_cnn"):
-        jobs.load_mlp(path)
+        load_method(path, METHODS)
 
 
 def _train_space(e2e, cfg: dict, folder: Path, run_name: str) -> dict:
-    """`jobs.train` of the space split on the tiny region, every output under `folder`."""
-    return jobs.train(
+    """`steps.train` of the space split on the tiny region, every output under `folder`."""
+    return steps.train(
         e2e.samples,
         cfg,
         "space",
         folder / "m.pt",
         folder / "c.png",
         folder / "work",
-        folder / "runs.csv",
+        folder / "run.json",
         run_name,
         progress=False,
     )
@@ -645,7 +649,7 @@ def test_train_logs_params_and_metrics_to_mlflow(e2e, tmp_path, monkeypatch) -> 
     assert calls["params"]["split.block_size"] == "10" and calls["params"]["n_days"] == "8"
     assert calls["metrics"] == {k: float(v) for k, v in metrics.items()}
     assert metrics["epochs_run"] == 1
-    assert len(runs.read_runs(tmp_path / "runs.csv")) == 1
+    assert json.loads((tmp_path / "run.json").read_text())["run"] == "tracked"
 
 
 def test_space_split_without_test_samples_is_an_error(e2e, tmp_path) -> None:
@@ -657,9 +661,9 @@ def test_space_split_without_test_samples_is_an_error(e2e, tmp_path) -> None:
     with pytest.raises(LstfillError, match="block_size") as err:
         _train_space(e2e, cfg, tmp_path, "big")
     assert "no val, test samples" in str(err.value)
-    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "runs.csv").exists()
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "run.json").exists()
     with pytest.raises(LstfillError, match="block_size"):
-        jobs.evaluate(
+        steps.evaluate(
             e2e.samples,
             {"space": e2e.models["space"]},
             cfg,
@@ -683,3 +687,28 @@ def test_training_twice_gives_the_same_weights(e2e, tmp_path) -> None:
         weights.append(torch.load(tmp_path / name / "m.pt", weights_only=False)["state_dict"])
     for key, value in weights[0].items():
         assert torch.equal(value, weights[1][key]), key
+
+
+def test_downscale_prediction_and_training_log_their_device(e2e, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    steps.predict(
+        [e2e.lst], e2e.dem, e2e.models["space"], e2e.day, False, tmp_path / "map.tif", device="cpu"
+    )
+    assert _device_lines(caplog) == ["device: cpu (downscale.training.device is cpu)"]
+    caplog.clear()
+    steps.train(
+        e2e.samples,
+        e2e.cfg,
+        "day",
+        tmp_path / "m.pt",
+        tmp_path / "c.png",
+        tmp_path / "work",
+        tmp_path / "run.json",
+        "run",
+        progress=False,
+    )
+    assert _device_lines(caplog) == ["device: cpu (downscale.training.device is cpu)"]
+
+
+def _device_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("device: ")]
