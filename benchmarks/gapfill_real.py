@@ -3,7 +3,7 @@
     python benchmarks/gapfill_real.py CUBE.nc --json OUT.json [--max-pairs 200] [--seed 0]
         [--folds 4] [--quick] [--residual-correction smooth|offset|none] [--methods ...]
 
-Protocol (lstfill.gapfill.protocol): every acquisition >= 99 % clear is a target, every one
+Protocol (lstfill.gapfill.evaluate): every acquisition >= 99 % clear is a target, every one
 20-90 % clear a donor of its cloud mask; for each (target, donor) pair the target's pixels under
 the donor's gaps are hidden and every method fills them from the rest of the series.
 
@@ -46,14 +46,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lstfill.gapfill.baselines import HGBBaseline, fill_mean_lapse, fill_temporal  # noqa: E402
-from lstfill.gapfill.context import ContextFiller  # noqa: E402
+from lstfill.gapfill.evaluate import Pair, evaluate_pairs, select_pairs  # noqa: E402
 from lstfill.gapfill.features import FeatureSet, select_available  # noqa: E402
-from lstfill.gapfill.protocol import Pair, evaluate, select_pairs  # noqa: E402
+from lstfill.gapfill.inputs import FillResult, LstSeries, load_series  # noqa: E402
+from lstfill.gapfill.method.context import ContextFiller  # noqa: E402
 from lstfill.gapfill.residuals import correct_residuals  # noqa: E402
-from lstfill.gapfill.series import FillResult, LstSeries, load_series  # noqa: E402
 
 try:
-    from lstfill.gapfill.cnn import CnnFiller  # noqa: E402
+    from lstfill.gapfill.method.cnn import CnnFiller  # noqa: E402
 except ImportError as exc:  # pragma: no cover - depends on the checkout
     CnnFiller = None  # type: ignore[assignment,misc]
     _CNN_IMPORT_ERROR: str | None = str(exc)
@@ -213,7 +213,7 @@ def run_fold(
             fillers[name] = corrected(hgb.fill, mode)
         info["seconds"][name] = time.perf_counter() - start
     fold_pairs = [p for p in pairs if p.target in set(fold_targets.tolist())]
-    out = evaluate(
+    out = evaluate_pairs(
         series,
         fold_pairs,
         fillers,
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     features = select_available(series, DEFAULT_FEATURES)
     methods = list(args.methods)
     if "model_cnn" in methods and CnnFiller is None:
-        print(f"note: model_cnn skipped (lstfill.gapfill.cnn unavailable: {_CNN_IMPORT_ERROR})")
+        print(f"note: model_cnn skipped (gapfill.method.cnn unavailable: {_CNN_IMPORT_ERROR})")
         methods.remove("model_cnn")
     pairs = select_pairs(series.valid_fraction(), max_pairs=args.max_pairs, seed=args.seed)
     targets = np.array(sorted({p.target for p in pairs}), dtype=int)

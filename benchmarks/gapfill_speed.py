@@ -63,8 +63,8 @@ def synthetic_cube(path: Path, size: int, seed: int = 0) -> None:
 
 
 def _filler(args: argparse.Namespace) -> Any:
-    from lstfill.gapfill.cnn import CnnFiller
     from lstfill.gapfill.features import FeatureSet
+    from lstfill.gapfill.method.cnn import CnnFiller
 
     return CnnFiller(
         FeatureSet(tuple(FEATURES), ("water",)),
@@ -80,7 +80,7 @@ def _filler(args: argparse.Namespace) -> Any:
 def _stage(name: str, cube: Path, work: Path, args: argparse.Namespace, queue: mp.Queue) -> None:
     import torch
 
-    from lstfill.gapfill.series import load_series
+    from lstfill.gapfill.inputs import load_series
 
     torch.set_num_threads(args.threads)
     series = load_series(cube)

@@ -103,13 +103,14 @@ CASES = {
         2,
         lambda run: {"downscale_evaluate": 1},
     ),
-    "downscale training key: training, maps, evaluation": (
+    "downscale training key: training, maps, evaluation, runs table": (
         "downscale.training.epochs",
         3,
         lambda run: {
             "downscale_train": 2,  # one per split kind
             "downscale_predict": _downscale_days(run),
             "downscale_evaluate": 1,
+            "downscale_runs": 1,  # the run rows changed
         },
     ),
     "download settings of a demo region: nothing": (

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no local SLURM: {RE
 
 # the model rules (gapfill_train, superres_predict, ...) and their groups; the fusion rules
 # (fusion_predict, fusion_evaluate: NumPy, no model) stay on the CPU partition
-GPU_JOB = re.compile(r"(^|_)(train|predict|evaluate)_(gapfill|superres|downscale)(_|$)")
+GPU_JOB = re.compile(r"(^|_)(gapfill|superres|downscale)_(train|predict|evaluate)(_|$)")
 
 
 def edited_profile(dest: Path, cluster: slurm_cluster.SlurmCluster) -> Path:

@@ -1,10 +1,10 @@
 """Snakemake adapter: the gap-fill patch dataset and the date/block split of a region."""
 
-from lstfill.gapfill.jobs import build_dataset
+from lstfill.gapfill.steps import dataset
 from lstfill.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-build_dataset(
+dataset(
     list(snakemake.input.cubes),
     snakemake.params.gapfill,
     snakemake.output.dataset,

@@ -2,12 +2,12 @@
 
 import torch
 
-from lstfill.gapfill.jobs import evaluate_region
+from lstfill.gapfill.steps import evaluate
 from lstfill.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-evaluate_region(
+evaluate(
     list(snakemake.input.cubes),
     snakemake.input.model,
     snakemake.input.split,

@@ -2,12 +2,12 @@
 
 import torch
 
-from lstfill.gapfill.jobs import fill_cube
+from lstfill.gapfill.steps import predict
 from lstfill.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-fill_cube(
+predict(
     snakemake.input.cube,
     snakemake.input.model,
     snakemake.output.product,

@@ -2,7 +2,7 @@
 
 import torch
 
-from lstfill.gapfill.jobs import train
+from lstfill.gapfill.steps import train
 from lstfill.logs import setup_logging
 
 setup_logging(snakemake.log[0])

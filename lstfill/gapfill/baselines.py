@@ -29,8 +29,8 @@ from lstfill.gapfill.features import (
     is_daytime,
     numeric_stack,
 )
+from lstfill.gapfill.inputs import FillResult, LstSeries
 from lstfill.gapfill.residuals import correct_residuals
-from lstfill.gapfill.series import FillResult, LstSeries
 
 Filler = Callable[[LstSeries, int], FillResult]
 

@@ -25,7 +25,7 @@ from lstfill.gapfill.features import (
     extract_patches,
     numeric_stack,
 )
-from lstfill.gapfill.series import LstSeries
+from lstfill.gapfill.inputs import LstSeries
 from lstfill.io import load_netcdf, write_netcdf
 
 

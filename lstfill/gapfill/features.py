@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from lstfill.errors import InputError
-from lstfill.gapfill.series import LstSeries
+from lstfill.gapfill.inputs import LstSeries
 
 TIME_FEATURES = ("doy_sin", "doy_cos", "tod_sin", "tod_cos")
 HISTORY_FEATURES = ("lst_pattern",)

@@ -13,8 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from lstfill.gapfill.protocol import Pair, hidden_mask  # noqa: E402
-from lstfill.gapfill.series import FillResult, LstSeries  # noqa: E402
+from lstfill.gapfill.evaluate import Pair, hidden_mask  # noqa: E402
+from lstfill.gapfill.inputs import FillResult, LstSeries  # noqa: E402
 from lstfill.io import atomic_output  # noqa: E402
 
 

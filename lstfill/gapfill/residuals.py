@@ -10,7 +10,8 @@ interpolation step of gap-fill methods that merge a model with the clear pixels 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+
+from lstfill.filters import blend_toward, normalised_convolution
 
 MODES = ("none", "offset", "smooth")
 # Blend weight floor: w = G*m / (G*m + EPS). G*m is 1 inside a fully visible neighbourhood (the
@@ -56,10 +57,6 @@ def correct_residuals(
         raise ValueError(f"sigma_px must be positive, got {sigma_px}")
     # Zero padding outside the grid: the edge is "not observed", so numerator and denominator
     # lose the same weight there and their ratio stays unbiased.
-    weight = ndimage.gaussian_filter(m.astype(np.float64), sigma_px, mode="constant", cval=0.0)
-    num = ndimage.gaussian_filter(r, sigma_px, mode="constant", cval=0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        local = np.where(weight > 1e-12, num / weight, global_r)
-    w = weight / (weight + EPS)
-    r_hat = w * local + (1.0 - w) * global_r
+    local, weight = normalised_convolution(r, m, sigma_px, min_support=1e-12)
+    r_hat = blend_toward(local, weight, global_r, EPS)
     return (p - r_hat).astype(out_dtype)

@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 import torch
-from test_gapfill_jobs import region  # noqa: F401  (fixture)
 
 from lstfill.config import validate_config
 from lstfill.device import job_device, resolve_device
 from lstfill.downscale import steps as ds_steps
 from lstfill.errors import ConfigError
-from lstfill.gapfill import jobs as gf_jobs
+from lstfill.gapfill import steps as gf_steps
 from lstfill.superres import steps as sr_steps
 
 
@@ -97,9 +96,9 @@ def _cuda_section(section: str) -> dict[str, Any]:
 def _gapfill(kind: str, missing: Path, out: Path) -> Callable[[], Any]:
     cfg = _cuda_section("gapfill")
     return {
-        "train": lambda: gf_jobs.train(missing, [missing], missing, cfg, out, out, out),
-        "predict": lambda: gf_jobs.fill_cube(missing, missing, out, device="cuda"),
-        "evaluate": lambda: gf_jobs.evaluate_region([missing], missing, missing, cfg, out, out),
+        "train": lambda: gf_steps.train(missing, [missing], missing, cfg, out, out, out),
+        "predict": lambda: gf_steps.predict(missing, missing, out, device="cuda"),
+        "evaluate": lambda: gf_steps.evaluate([missing], missing, missing, cfg, out, out),
     }[kind]
 
 
@@ -144,23 +143,13 @@ def test_cuda_without_cuda_stops_the_job_before_it_reads_anything(
 # ---------------------------------------------------------- predictions log their device
 
 
-def test_gapfill_prediction_logs_its_device(region, tmp_path, no_cuda, caplog):  # noqa: F811
-    caplog.set_level(logging.INFO)
-    gf_jobs.fill_cube(region["cubes"][1], region["checkpoint"], tmp_path / "p.tif", device="auto")
-    assert device_lines(caplog) == [
-        "device: cpu (CUDA not available; gapfill.training.device is auto, so falling back "
-        "to the CPU)"
-    ]
-    assert (tmp_path / "p.tif").exists()
-
-
 # ------------------------------------------------------------------------- the workflow
 
 
 def test_every_model_job_of_the_workflow_logs_its_device(tiny_run):
     """The tiny run's train, predict and evaluate logs each name the device they ran on."""
     rules = [
-        f"{step}_{job}"
+        f"{job}_{step}"
         for job in ("gapfill", "superres", "downscale")
         for step in ("train", "predict", "evaluate")
     ]
@@ -170,4 +159,4 @@ def test_every_model_job_of_the_workflow_logs_its_device(tiny_run):
         for log in logs:
             text = log.read_text()
             assert "lstfill.device: device: " in text, log
-            assert f"{rule.split('_')[1]}.training.device is" in text, log
+            assert f"{rule.split('_')[0]}.training.device is" in text, log

@@ -21,7 +21,7 @@ from scipy import ndimage
 from lstfill.config import validate_config
 from lstfill.cube import write_netcdf
 from lstfill.errors import InputError
-from lstfill.gapfill import jobs
+from lstfill.gapfill import steps
 from lstfill.gapfill.dataset import read_patches
 from lstfill.gapfill.features import FeatureSet
 from lstfill.grid import Grid
@@ -138,10 +138,10 @@ def region(tmp_path_factory):
     cubes = [write_cube(cubes_dir, k, c, h) for k, (c, h) in enumerate(ACQ)]
     cfg = _config()
     ds_path, split_path = root / "patches.nc", root / "split.json"
-    jobs.build_dataset(cubes, cfg, ds_path, split_path)
+    steps.dataset(cubes, cfg, ds_path, split_path)
     ckpt, curve = root / "model.pt", root / "curve.png"
     seed_everything(0)
-    jobs.train(ds_path, cubes, split_path, cfg, ckpt, curve, root / "work")
+    steps.train(ds_path, cubes, split_path, cfg, ckpt, curve, root / "work")
     return {
         "root": root,
         "cubes": cubes,
@@ -204,7 +204,7 @@ def _read_product(path: Path) -> tuple[np.ndarray, tuple, dict, rasterio.Affine,
 def test_fill_cube_product(region, tmp_path):
     cube = region["cubes"][5]  # 40 % clear
     out = tmp_path / "product.tif"
-    info = jobs.fill_cube(cube, region["checkpoint"], out)
+    info = steps.predict(cube, region["checkpoint"], out)
     bands, names, tags, transform, crs = _read_product(out)
     assert names == ("lst", "filled", "uncertainty_90")
     assert bands.shape == (3, SIZE, SIZE) and bands.dtype == np.float32
@@ -245,8 +245,8 @@ def test_fill_cube_chunked_prediction_is_the_same(region, tmp_path):
     )
     save_checkpoint(tmp_path / "det.pt", **{k: state[k] for k in keys})
     cube = region["cubes"][1]
-    jobs.fill_cube(cube, tmp_path / "det.pt", tmp_path / "a.tif", chunk_rows=5)
-    jobs.fill_cube(cube, tmp_path / "det.pt", tmp_path / "b.tif")
+    steps.predict(cube, tmp_path / "det.pt", tmp_path / "a.tif", chunk_rows=5)
+    steps.predict(cube, tmp_path / "det.pt", tmp_path / "b.tif")
     a, b = _read_product(tmp_path / "a.tif")[0], _read_product(tmp_path / "b.tif")[0]
     np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
     np.testing.assert_allclose(a, b, atol=1e-4, equal_nan=True)
@@ -256,8 +256,8 @@ def test_fill_cube_chunked_prediction_is_the_same(region, tmp_path):
 def test_fill_all_cloud_cube_warns_and_fills(region, tmp_path, caplog):
     cube = write_cube(tmp_path, 20, 0.0, 10)
     out = tmp_path / "cloudy.tif"
-    with caplog.at_level(logging.WARNING, logger="lstfill.gapfill.jobs"):
-        jobs.fill_cube(cube, region["checkpoint"], out)
+    with caplog.at_level(logging.WARNING, logger="lstfill.gapfill.steps"):
+        steps.predict(cube, region["checkpoint"], out)
     assert any(
         "no clear pixel" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records
     )
@@ -274,7 +274,7 @@ def test_fill_cube_lacking_a_feature(region, tmp_path):
     out = tmp_path / "out" / "product.tif"
     out.parent.mkdir()
     with pytest.raises(InputError) as e:
-        jobs.fill_cube(cube, region["checkpoint"], out)
+        steps.predict(cube, region["checkpoint"], out)
     assert "b04" in str(e.value) and cube.name in str(e.value)
     assert list(out.parent.iterdir()) == []  # no product, no temporary file
 
@@ -285,19 +285,19 @@ def test_fill_cube_corrupt_or_missing_inputs(region, tmp_path):
     corrupt.write_bytes(good[: len(good) // 3])
     out = tmp_path / "product.tif"
     with pytest.raises(InputError) as e:
-        jobs.fill_cube(corrupt, region["checkpoint"], out)
+        steps.predict(corrupt, region["checkpoint"], out)
     assert corrupt.name in str(e.value)
     assert not out.exists()
     with pytest.raises(InputError, match="missing.pt"):
-        jobs.fill_cube(region["cubes"][0], tmp_path / "missing.pt", out)
+        steps.predict(region["cubes"][0], tmp_path / "missing.pt", out)
     with pytest.raises(InputError, match="gone.nc"):
-        jobs.fill_cube(tmp_path / "gone.nc", region["checkpoint"], out)
+        steps.predict(tmp_path / "gone.nc", region["checkpoint"], out)
     assert not out.exists()
 
 
 def test_evaluate_region_metrics(region, tmp_path):
     metrics_out, fig = tmp_path / "metrics.json", tmp_path / "evaluation.png"
-    returned = jobs.evaluate_region(
+    returned = steps.evaluate(
         region["cubes"], region["checkpoint"], region["split"], region["cfg"], metrics_out, fig
     )
     m = json.loads(metrics_out.read_text())
@@ -333,12 +333,12 @@ def test_train_resumes_after_interruption(region, tmp_path, caplog):
     first, second = tmp_path / "m1.pt", tmp_path / "m2.pt"
     args = (region["dataset"], region["cubes"], region["split"])
     seed_everything(0)
-    jobs.train(*args, _config(epochs=1), first, tmp_path / "c1.png", work)
+    steps.train(*args, _config(epochs=1), first, tmp_path / "c1.png", work)
     h1 = load_checkpoint(first)["extra"]["history"]
     assert len(h1) == 1
     assert torch.load(work / "last.pt", weights_only=False)["epoch"] == 1
     with caplog.at_level(logging.INFO, logger="lstfill.training"):
-        jobs.train(*args, _config(epochs=2), second, tmp_path / "c2.png", work)
+        steps.train(*args, _config(epochs=2), second, tmp_path / "c2.png", work)
     assert any("resuming from epoch 1" in r.getMessage() for r in caplog.records)
     h2 = load_checkpoint(second)["extra"]["history"]
     assert [h["epoch"] for h in h2] == [1, 2]
@@ -355,7 +355,7 @@ def test_train_refuses_a_dataset_of_other_features(region, tmp_path):
     cfg = copy.deepcopy(region["cfg"])
     cfg["features"]["numeric"] = ["t2m", "elevation"]
     with pytest.raises(InputError, match="features"):
-        jobs.train(
+        steps.train(
             region["dataset"],
             region["cubes"],
             region["split"],
@@ -372,7 +372,7 @@ def test_train_refuses_a_dataset_of_other_patch_size(region, tmp_path):
     cfg["patch_size"] = 3
     cfg["model"]["filters"] = [8, 8]
     with pytest.raises(InputError, match="patch"):
-        jobs.train(
+        steps.train(
             region["dataset"],
             region["cubes"],
             region["split"],
@@ -387,5 +387,17 @@ def test_train_refuses_a_dataset_of_other_patch_size(region, tmp_path):
 def test_build_dataset_lacking_feature_names_it(tmp_path):
     cubes = [write_cube(tmp_path, k, c, h, drop=("t2m",)) for k, (c, h) in enumerate(ACQ[:4])]
     with pytest.raises(InputError, match="t2m"):
-        jobs.build_dataset(cubes, _config(), tmp_path / "p.nc", tmp_path / "s.json")
+        steps.dataset(cubes, _config(), tmp_path / "p.nc", tmp_path / "s.json")
     assert not (tmp_path / "p.nc").exists() and not (tmp_path / "s.json").exists()
+
+
+def test_gapfill_prediction_logs_its_device(region, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    caplog.set_level(logging.INFO)
+    steps.predict(region["cubes"][1], region["checkpoint"], tmp_path / "p.tif", device="auto")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("device: ")]
+    assert lines == [
+        "device: cpu (CUDA not available; gapfill.training.device is auto, so falling back "
+        "to the CPU)"
+    ]
+    assert (tmp_path / "p.tif").exists()

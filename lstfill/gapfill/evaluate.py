@@ -21,7 +21,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from lstfill.errors import LstfillError
-from lstfill.gapfill.series import FillResult, LstSeries
+from lstfill.gapfill.inputs import FillResult, LstSeries
 from lstfill.metrics import binned_metrics, interval_coverage, regression_metrics
 
 Filler = Callable[[LstSeries, int], FillResult]
@@ -202,7 +202,7 @@ def summarise(
     return out
 
 
-def evaluate(
+def evaluate_pairs(
     series: LstSeries,
     pairs: Sequence[Pair],
     methods: dict[str, Filler],

@@ -14,7 +14,7 @@ from lstfill.gapfill.baselines import (
     fit_mean_lapse,
 )
 from lstfill.gapfill.features import FeatureSet, is_daytime
-from lstfill.gapfill.series import LstSeries
+from lstfill.gapfill.inputs import LstSeries
 from lstfill.grid import Grid
 
 

@@ -5,17 +5,17 @@ import pytest
 from affine import Affine
 
 from lstfill.errors import LstfillError
-from lstfill.gapfill.protocol import (
+from lstfill.gapfill.evaluate import (
     Pair,
     distance_to_visible,
-    evaluate,
+    evaluate_pairs,
     gap_size,
     hidden_mask,
     score_pair,
     select_pairs,
     summarise,
 )
-from lstfill.gapfill.series import FillResult, LstSeries
+from lstfill.gapfill.inputs import FillResult, LstSeries
 from lstfill.grid import Grid
 
 DIST_EDGES = [0, 140, 350, np.inf]
@@ -123,7 +123,7 @@ def test_evaluate_scores_only_hidden_pixels_and_hides_them():
 
     pairs = select_pairs(series.valid_fraction())
     assert pairs == [Pair(0, 2), Pair(0, 3), Pair(1, 2), Pair(1, 3)]
-    out = evaluate(
+    out = evaluate_pairs(
         series,
         pairs,
         {"exact": exact, "cheat": cheat},
@@ -151,7 +151,7 @@ def test_evaluate_rejects_non_finite_hidden_predictions():
         return FillResult(s.lst[t].copy())
 
     with pytest.raises(LstfillError, match="holey"):
-        evaluate(
+        evaluate_pairs(
             series,
             [Pair(0, 2)],
             {"holey": holes},
@@ -172,7 +172,7 @@ def test_evaluate_scores_subsets_on_their_hidden_pixels_only():
 
     right = np.zeros(series.grid.shape, dtype=bool)
     right[:, 10:] = True
-    out = evaluate(
+    out = evaluate_pairs(
         series,
         [Pair(0, 2), Pair(0, 3)],
         {"m": left_wrong},

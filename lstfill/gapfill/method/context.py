@@ -45,7 +45,6 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from scipy import ndimage
 from torch import nn
-from torch.utils.data import Dataset
 
 from lstfill.device import resolve_device
 from lstfill.errors import LstfillError
@@ -53,98 +52,38 @@ from lstfill.gapfill.features import (
     FeatureSet,
     History,
     Normaliser,
-    categorical_stack,
     check_features,
-    is_daytime,
     numeric_stack,
 )
-from lstfill.gapfill.series import FillResult, LstSeries
+from lstfill.gapfill.inputs import FillResult, LstSeries
+from lstfill.gapfill.method.context_inputs import (
+    ContextInputs,
+    _numeric_names,
+    _regressors,
+    context_inputs,
+    scene_channels,
+    scene_offset,
+)
+from lstfill.gapfill.method.context_samples import (
+    GapSamples,
+    _blob_mask,
+    _FixedSamples,
+    _Prepared,
+    _sample,
+)
+from lstfill.gapfill.model import ContextUNet
 from lstfill.training.loop import TrainResult
 from lstfill.training.loop import fit as train_fit
 from lstfill.training.rng import seed_everything
 from lstfill.training.settings import TrainConfig
 
 MODEL_NAME = "context_unet"
-# Support (G*m) below which a normalised-convolution value is blended toward 0 (the scene mean
-# anomaly): w = G*m / (G*m + EPS), as in lstfill.gapfill.residuals.
-_SUPPORT_EPS = 0.05
 # Distance-to-visible bin edges (px) of the calibrated 90 % half-width.
 _CAL_EDGES = (1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 35.0, 60.0, math.inf)
 _CAL_MIN_SAMPLES = 50
 
 
 # --------------------------------------------------------------------------- network
-
-
-def _group_norm(channels: int) -> nn.GroupNorm:
-    groups = math.gcd(channels, 8)
-    return nn.GroupNorm(groups, channels)
-
-
-class _DoubleConv(nn.Sequential):
-    def __init__(self, cin: int, cout: int, dropout: float) -> None:
-        layers: list[nn.Module] = [
-            nn.Conv2d(cin, cout, 3, padding=1),
-            _group_norm(cout),
-            nn.SiLU(),
-            nn.Conv2d(cout, cout, 3, padding=1),
-            _group_norm(cout),
-            nn.SiLU(),
-        ]
-        if dropout > 0:
-            layers.append(nn.Dropout2d(dropout))
-        super().__init__(*layers)
-
-
-class ContextUNet(nn.Module):
-    """A small U-Net from the context channels (B, C, H, W) to the anomaly (B, 1, H, W).
-
-    Any H, W: the input is padded (replicate) to a multiple of 2**depth and the output cropped
-    back. A linear 1x1 path from the inputs is added to the U-Net's output so that the
-    interpolated anomalies pass straight through at initialisation and the network learns a
-    correction to them.
-    """
-
-    def __init__(
-        self, in_channels: int, base: int = 32, depth: int = 3, dropout: float = 0.0
-    ) -> None:
-        super().__init__()
-        if depth < 1 or base < 1:
-            raise ValueError(f"depth and base must be >= 1, got {depth}, {base}")
-        self.depth = depth
-        widths = [base * 2**i for i in range(depth + 1)]
-        self.enc = nn.ModuleList()
-        cin = in_channels
-        for w in widths[:-1]:
-            self.enc.append(_DoubleConv(cin, w, 0.0))
-            cin = w
-        self.bottom = _DoubleConv(widths[-2], widths[-1], dropout)
-        self.up = nn.ModuleList()
-        self.dec = nn.ModuleList()
-        for i in range(depth - 1, -1, -1):
-            self.up.append(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2))
-            self.dec.append(_DoubleConv(2 * widths[i], widths[i], 0.0))
-        self.head = nn.Conv2d(widths[0], 1, 1)
-        self.linear = nn.Conv2d(in_channels, 1, 1)
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        m = 2**self.depth
-        ph, pw = (-h) % m, (-w) % m
-        xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
-        skips = []
-        y = xp
-        for block in self.enc:
-            y = block(y)
-            skips.append(y)
-            y = F.max_pool2d(y, 2)
-        y = self.bottom(y)
-        for up, dec, skip in zip(self.up, self.dec, reversed(skips), strict=True):
-            y = dec(torch.cat([up(y), skip], dim=1))
-        out = self.head(y) + self.linear(xp)
-        return out[..., :h, :w]
 
 
 # --------------------------------------------------------------------------- configuration
@@ -203,343 +142,7 @@ class ContextConfig:
 # --------------------------------------------------------------------------- input channels
 
 
-def _support(mask: np.ndarray, sigma: float) -> np.ndarray:
-    return ndimage.gaussian_filter(mask.astype(np.float32), sigma, mode="constant", cval=0.0)
-
-
-def normalised_convolution(
-    values: np.ndarray, mask: np.ndarray, sigma: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian normalised convolution of `values` known at `mask`: (estimate, support).
-
-    estimate = G*(v m) / G*m, blended toward 0 where the support G*m is small (few known
-    pixels nearby), so far from any observation it falls back to the scene mean anomaly.
-    """
-    support = _support(mask, sigma)
-    num = ndimage.gaussian_filter(
-        np.where(mask, values, 0.0).astype(np.float32), sigma, mode="constant", cval=0.0
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        est = np.where(support > 1e-6, num / np.maximum(support, 1e-12), 0.0)
-    blend = support / (support + _SUPPORT_EPS)
-    return (est * blend).astype(np.float32), support.astype(np.float32)
-
-
-def _same_class(series: LstSeries, t: int, candidates: np.ndarray) -> np.ndarray:
-    day = is_daytime(series)
-    out = np.asarray(candidates, dtype=bool) & (day == day[t])
-    out[t] = False
-    return out
-
-
-def _neighbour_channels(
-    series: LstSeries,
-    t: int,
-    pattern: np.ndarray,
-    candidates: np.ndarray,
-    cfg: ContextConfig,
-    normaliser: Normaliser,
-) -> np.ndarray:
-    """Nearest earlier and later clear anomaly of each pixel among `candidates` (same day/night
-    class, within neighbour_max_days), standardised, with weights exp(-days / tau); (4, H, W)."""
-    h, w = series.grid.shape
-    out = np.zeros((4, h, w), dtype=np.float32)
-    cand = _same_class(series, t, candidates)
-    days = (series.times - series.times[t]).astype("timedelta64[s]").astype(np.float64) / 86400.0
-    valid = series.valid
-    for k, direction in enumerate((-1, 1)):
-        order = [u for u in np.argsort(np.abs(days)) if cand[u] and np.sign(days[u]) == direction]
-        anom = np.zeros((h, w), dtype=np.float32)
-        weight = np.zeros((h, w), dtype=np.float32)
-        filled = np.zeros((h, w), dtype=bool)
-        for u in order:
-            dt = abs(days[u])
-            if dt > cfg.neighbour_max_days:
-                break
-            v = valid[u] & ~filled
-            if not v.any():
-                continue
-            diff = series.lst[u] - pattern
-            offset = float(np.median(diff[valid[u]]))
-            anom[v] = normaliser.target(diff[v] - offset)
-            weight[v] = math.exp(-dt / cfg.neighbour_tau_days)
-            filled |= v
-            if filled.all():
-                break
-        out[2 * k] = anom * (weight > 0)
-        out[2 * k + 1] = weight
-    return out
-
-
-def _numeric_names(features: FeatureSet) -> list[str]:
-    return [n for n in features.numeric if n != "lst_pattern"]
-
-
-def scene_channels(
-    series: LstSeries,
-    t: int,
-    pattern: np.ndarray,
-    candidates: np.ndarray,
-    normaliser: Normaliser,
-    features: FeatureSet,
-    cfg: ContextConfig,
-) -> np.ndarray:
-    """The channels of acquisition t that do not depend on its own LST, (C, H, W) float32:
-    land, pattern (in anomaly units), covariates, one-hot classes and temporal neighbours."""
-    land = series.land.astype(np.float32)
-    parts = [land[None], (pattern / normaliser.target_std)[None].astype(np.float32)]
-    names = _numeric_names(features)
-    if names:
-        parts.append(normaliser.numeric(numeric_stack(series, t, names), names))
-    if features.categorical:
-        codes = normaliser.categorical(
-            categorical_stack(series, features.categorical), features.categorical
-        )
-        for i, n in enumerate(normaliser.n_classes(features.categorical)):
-            onehot = codes[i][None] == np.arange(n)[:, None, None]
-            parts.append(onehot.astype(np.float32))
-    if cfg.neighbours:
-        parts.append(_neighbour_channels(series, t, pattern, candidates, cfg, normaliser))
-    return np.concatenate(parts, axis=0)
-
-
-def scene_offset(lst_t: np.ndarray, visible: np.ndarray, pattern: np.ndarray) -> float | None:
-    """Median of (LST - pattern) over the visible pixels; None when nothing is visible."""
-    if not visible.any():
-        return None
-    return float(np.median(lst_t[visible] - pattern[visible]))
-
-
-def scene_regression(
-    anom: np.ndarray, visible: np.ndarray, regressors: np.ndarray, ridge: float
-) -> np.ndarray:
-    """Ridge fit (intercept unpenalised) of `anom` on the (K, H, W) `regressors` over the
-    visible pixels, evaluated everywhere; zeros with too few visible pixels."""
-    k = regressors.shape[0]
-    n = int(visible.sum())
-    if n < k + 10:
-        return np.zeros(anom.shape, dtype=np.float32)
-    design = np.concatenate([np.ones((n, 1)), regressors[:, visible].T.astype(np.float64)], 1)
-    penalty = ridge * np.eye(k + 1)
-    penalty[0, 0] = 0.0
-    beta = np.linalg.solve(design.T @ design + penalty, design.T @ anom[visible])
-    fitted = beta[0] + np.tensordot(beta[1:], regressors.astype(np.float64), axes=1)
-    return fitted.astype(np.float32)
-
-
-def lst_channels(
-    lst_t: np.ndarray,
-    visible: np.ndarray,
-    pattern: np.ndarray,
-    offset: float,
-    normaliser: Normaliser,
-    cfg: ContextConfig,
-    regressors: np.ndarray | None = None,
-) -> np.ndarray:
-    """The channels made from the acquisition's visible LST, (2 + 2 * len(sigmas) [+ 1], H, W):
-    standardised visible anomaly (0 where hidden), the mask, per sigma the normalised
-    convolution of the anomaly and its support, and with `scene_regression` the regression of
-    the anomaly on `regressors`."""
-    anom = np.where(visible, normaliser.target(np.nan_to_num(lst_t - pattern - offset)), 0.0)
-    anom = anom.astype(np.float32)
-    parts = [anom[None], visible.astype(np.float32)[None]]
-    for s in cfg.sigmas:
-        est, sup = normalised_convolution(anom, visible, s)
-        parts.extend([est[None], sup[None]])
-    if cfg.scene_regression:
-        if regressors is None:
-            raise ValueError("scene_regression needs the regressors")
-        parts.append(scene_regression(anom, visible, regressors, cfg.ridge)[None])
-    return np.concatenate(parts, axis=0)
-
-
-def _regressors(static: np.ndarray, features: FeatureSet) -> np.ndarray:
-    """The pattern and numeric covariate channels of `scene_channels` output."""
-    return static[1 : 2 + len(_numeric_names(features))]
-
-
-@dataclass
-class ContextInputs:
-    """Inputs of one acquisition and what turns the predicted anomaly back into LST."""
-
-    x: np.ndarray  # (C, H, W) float32
-    pattern: np.ndarray  # (H, W) K
-    offset: float  # K
-    visible: np.ndarray  # (H, W) bool
-
-
-def context_inputs(
-    series: LstSeries,
-    t: int,
-    history: History,
-    normaliser: Normaliser,
-    features: FeatureSet,
-    cfg: ContextConfig,
-    candidates: np.ndarray | None = None,
-    fallback_offset: float | None = None,
-) -> ContextInputs:
-    """All input channels of acquisition t of `series` (whose hidden pixels are already NaN).
-
-    `candidates` (bool per acquisition) are the acquisitions that may serve as temporal
-    neighbours (default: all; t itself never). Without any visible pixel the offset falls back on
-    `fallback_offset` or, if None, the median scene offset of the neighbour candidates.
-    """
-    if candidates is None:
-        candidates = np.ones(len(series.times), dtype=bool)
-    pattern = history.pattern(t)
-    visible = series.valid[t]
-    offset = scene_offset(series.lst[t], visible, pattern)
-    if offset is None:
-        offset = fallback_offset
-    if offset is None:
-        others = [u for u in np.flatnonzero(_same_class(series, t, candidates))]
-        meds = [float(np.median(series.lst[u][series.valid[u]])) for u in others]
-        meds = [m for m in meds if math.isfinite(m)] if meds else []
-        if not meds:
-            raise LstfillError(f"acquisition {series.ids[t]} has no clear pixel and no history")
-        offset = float(np.median(meds) - np.median(pattern[series.land]))
-    static = scene_channels(series, t, pattern, candidates, normaliser, features, cfg)
-    regressors = _regressors(static, features)
-    x = np.concatenate(
-        [static, lst_channels(series.lst[t], visible, pattern, offset, normaliser, cfg, regressors)]
-    )
-    return ContextInputs(x=x, pattern=pattern, offset=offset, visible=visible)
-
-
 # --------------------------------------------------------------------------- training data
-
-
-@dataclass
-class _Prepared:
-    """One training acquisition: its LST-independent channels and its observation."""
-
-    static: np.ndarray  # (Cs, H, W)
-    regressors: np.ndarray  # (K, H, W) view of static
-    pattern: np.ndarray
-    lst: np.ndarray
-    valid: np.ndarray
-
-
-def _transform_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A donor's gap mask randomly flipped and cyclically shifted (clouds elsewhere)."""
-    m = mask
-    if rng.random() < 0.5:
-        m = m[::-1]
-    if rng.random() < 0.5:
-        m = m[:, ::-1]
-    h, w = m.shape
-    return np.roll(m, (int(rng.integers(h)), int(rng.integers(w))), axis=(0, 1))
-
-
-def _blob_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """Synthetic cloud-like gaps: smoothed noise above a random quantile (20-70 % covered)."""
-    noise = ndimage.gaussian_filter(rng.standard_normal(shape), rng.uniform(2.0, 8.0), mode="wrap")
-    return noise > np.quantile(noise, 1.0 - rng.uniform(0.2, 0.7))
-
-
-def _sample(
-    prep: _Prepared,
-    gaps: np.ndarray,
-    normaliser: Normaliser,
-    cfg: ContextConfig,
-    visible_weight: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Full-scene (inputs, [target, weight]) of a prepared acquisition under artificial gaps."""
-    hidden = prep.valid & gaps
-    visible = prep.valid & ~hidden
-    offset = scene_offset(prep.lst, visible, prep.pattern)
-    if offset is None:
-        offset = scene_offset(prep.lst, prep.valid, prep.pattern) or 0.0
-    x = np.concatenate(
-        [
-            prep.static,
-            lst_channels(prep.lst, visible, prep.pattern, offset, normaliser, cfg, prep.regressors),
-        ]
-    )
-    z = np.where(
-        prep.valid, normaliser.target(np.nan_to_num(prep.lst - prep.pattern - offset)), 0.0
-    )
-    weight = hidden.astype(np.float32) + visible_weight * visible.astype(np.float32)
-    return x, np.stack([z.astype(np.float32), weight])
-
-
-def _crop_box(shape: tuple[int, int], size: int, centre: tuple[int, int]) -> tuple[slice, slice]:
-    h, w = shape
-    r0 = int(np.clip(centre[0] - size // 2, 0, h - size))
-    c0 = int(np.clip(centre[1] - size // 2, 0, w - size))
-    return slice(r0, r0 + size), slice(c0, c0 + size)
-
-
-class GapSamples(Dataset):
-    """Training samples generated on the fly: item i is fully determined by (seed, i).
-
-    A sample hides a random prepared acquisition's pixels under a random donor's gaps (flipped
-    and shifted), builds the inputs on the full scene (so the normalised convolutions see the
-    same context as at prediction), then takes a crop centred near a hidden pixel and applies a
-    random flip / rot90. Make the dataset longer than one epoch (and cap batches per epoch) so
-    that every epoch draws new samples.
-    """
-
-    def __init__(
-        self,
-        prepared: Sequence[_Prepared],
-        donors: Sequence[np.ndarray],
-        normaliser: Normaliser,
-        cfg: ContextConfig,
-        length: int,
-        seed: int,
-    ) -> None:
-        if not prepared:
-            raise LstfillError("no training acquisition for the context model")
-        self.prepared = list(prepared)
-        self.donors = list(donors)
-        self.normaliser = normaliser
-        self.cfg = cfg
-        self.length = length
-        self.seed = seed
-        h, w = self.prepared[0].lst.shape
-        self.size = min(cfg.crop, h, w)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, int(i)])
-        hidden = np.zeros(1, dtype=bool)
-        for _ in range(10):
-            prep = self.prepared[int(rng.integers(len(self.prepared)))]
-            if not self.donors or rng.random() < self.cfg.synthetic_mask_share:
-                gaps = _blob_mask(prep.lst.shape, rng)
-            else:
-                gaps = _transform_mask(self.donors[int(rng.integers(len(self.donors)))], rng)
-            hidden = prep.valid & gaps
-            if hidden.sum() >= 16 and (prep.valid & ~gaps).sum() >= 16:
-                break
-        x, y = _sample(prep, gaps, self.normaliser, self.cfg, self.cfg.visible_weight)
-        rows, cols = np.nonzero(hidden) if hidden.any() else np.nonzero(prep.valid)
-        k = int(rng.integers(len(rows)))
-        jitter = rng.integers(-self.size // 4, self.size // 4 + 1, size=2)
-        rs, cs = _crop_box(prep.lst.shape, self.size, (rows[k] + jitter[0], cols[k] + jitter[1]))
-        x, y = x[:, rs, cs], y[:, rs, cs]
-        if rng.random() < 0.5:
-            x, y = x[:, ::-1], y[:, ::-1]
-        if rng.random() < 0.5:
-            x, y = x[:, :, ::-1], y[:, :, ::-1]
-        k90 = int(rng.integers(4))
-        if k90:
-            x, y = np.rot90(x, k90, axes=(1, 2)), np.rot90(y, k90, axes=(1, 2))
-        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
-
-
-class _FixedSamples(Dataset):
-    def __init__(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.items[i]
 
 
 def masked_huber(pred: torch.Tensor, target: torch.Tensor, delta: float = 1.0) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The gap-fill job's steps as the workflow runs them: dataset, training, filling, evaluation.
+"""One function per gap-fill rule (`gapfill_<step>`): dataset, train, predict, evaluate.
 
 Each step reads files and the `gapfill` config section and writes its outputs atomically; the
 Snakemake rules (rules/gapfill.smk) and the `lstfill gapfill-*` commands call these functions.
@@ -18,11 +18,11 @@ from threadpoolctl import threadpool_limits
 
 from lstfill.device import job_device
 from lstfill.errors import InputError
-from lstfill.gapfill.cnn import CnnFiller
 from lstfill.gapfill.dataset import fit_normaliser, read_patches, sample_patches, write_patches
+from lstfill.gapfill.evaluate import evaluate_pairs, select_pairs
 from lstfill.gapfill.features import FeatureSet, History, check_features
-from lstfill.gapfill.protocol import evaluate, select_pairs
-from lstfill.gapfill.series import LstSeries, load_cubes, load_series
+from lstfill.gapfill.inputs import LstSeries, load_cubes, load_series
+from lstfill.gapfill.method.cnn import CnnFiller
 from lstfill.io import atomic_output, write_cog, write_json
 from lstfill.splits import TEST, TRAIN, VAL, split_blocks, split_dates, window_inside
 from lstfill.training.checkpoint import load_checkpoint, save_checkpoint
@@ -101,7 +101,7 @@ def _allowed(series: LstSeries, index: np.ndarray) -> np.ndarray:
     return out
 
 
-def build_dataset(
+def dataset(
     cube_paths: Sequence[str | Path],
     cfg: dict[str, Any],
     dataset_out: str | Path,
@@ -206,7 +206,7 @@ def load_filler(checkpoint: str | Path, device: str | torch.device = "auto") -> 
     return CnnFiller.from_state(state, device)
 
 
-def fill_cube(
+def predict(
     cube: str | Path,
     checkpoint: str | Path,
     product_out: str | Path,
@@ -300,7 +300,7 @@ def evaluation_methods(
     }
 
 
-def evaluate_region(
+def evaluate(
     cube_paths: Sequence[str | Path],
     checkpoint: str | Path,
     split_path: str | Path,
@@ -338,7 +338,7 @@ def evaluate_region(
         raise InputError(split_path, "no (test acquisition, donor mask) pair to evaluate on")
     with threadpool_limits(threads):
         methods = evaluation_methods(series, filler, train_index, cfg)
-        result = evaluate(
+        result = evaluate_pairs(
             series,
             pairs,
             methods,

@@ -32,7 +32,7 @@ from lstfill.gapfill.features import (
     select_available,
     time_features,
 )
-from lstfill.gapfill.series import LstSeries, load_cubes, load_series
+from lstfill.gapfill.inputs import LstSeries, load_cubes, load_series
 from lstfill.grid import Grid
 
 # UTM 32N grid centred on the zone's central meridian (9 deg E): solar time = UTC + 0.6 h

@@ -23,11 +23,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lstfill.device import resolve_device
-from lstfill.errors import ConfigError, InputError
+from lstfill.errors import InputError
 from lstfill.gapfill.dataset import PatchDataset, fit_normaliser, sample_patches
 from lstfill.gapfill.features import (
     FeatureSet,
@@ -38,99 +37,15 @@ from lstfill.gapfill.features import (
     check_features,
     numeric_stack,
 )
+from lstfill.gapfill.inputs import FillResult, LstSeries
+from lstfill.gapfill.model import PatchCNN, _kernel, enable_mc_dropout
 from lstfill.gapfill.residuals import correct_residuals
-from lstfill.gapfill.series import FillResult, LstSeries
 from lstfill.splits import TRAIN, VAL, window_inside
 from lstfill.training.loop import TrainResult, fit
 from lstfill.training.rng import seed_everything
 from lstfill.training.settings import TrainConfig
 
 log = logging.getLogger(__name__)
-
-
-def _kernel(patch: int, n_layers: int) -> int:
-    """Kernel size for which `n_layers` valid convolutions shrink `patch` to 1."""
-    k, rem = divmod(patch - 1, n_layers)
-    if patch % 2 != 1 or rem or k < 1:
-        raise ConfigError(
-            "gapfill.model.filters",
-            f"{n_layers} convolution layers cannot shrink a {patch}x{patch} patch to one pixel "
-            "(need (patch - 1) divisible by the number of layers)",
-        )
-    return k + 1
-
-
-def _branch(c_in: int, filters: Sequence[int], k: int, dropout: float, norm: bool) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, c_out in enumerate(filters):
-        layers.append(nn.Conv2d(c_in, c_out, k, bias=not norm))
-        if norm:
-            layers.append(nn.BatchNorm2d(c_out))
-        layers.append(nn.ReLU())
-        if i % 2 == 1:
-            layers.append(nn.Dropout(dropout))
-        c_in = c_out
-    return nn.Sequential(*layers)
-
-
-class PatchCNN(nn.Module):
-    """Two-branch patch CNN; `n_classes` lists the one-hot size of each categorical layer."""
-
-    def __init__(
-        self,
-        n_numeric: int,
-        n_classes: Sequence[int] = (),
-        patch: int = 5,
-        filters: Sequence[int] = (128, 128, 512, 512),
-        dense: int = 128,
-        dropout: float = 0.1,
-    ) -> None:
-        super().__init__()
-        self.patch = patch
-        self.n_classes = list(n_classes)
-        k = _kernel(patch, len(filters))
-        self.numeric = _branch(n_numeric, filters, k, dropout, norm=True)
-        n_onehot = sum(self.n_classes)
-        self.categorical = _branch(n_onehot, filters, k, dropout, norm=False) if n_onehot else None
-        width = filters[-1] * (2 if self.categorical is not None else 1)
-        self.hidden = nn.Linear(width, dense)
-        self.drop = nn.Dropout(dropout)
-        self.out = nn.Linear(dense, 1)
-
-    def _onehot(self, cat: torch.Tensor) -> torch.Tensor:
-        """(N, K, h, w) class codes -> (N, sum(n_classes), h, w) float one-hot."""
-        parts = [
-            F.one_hot(cat[:, i].clamp(0, n - 1), n).permute(0, 3, 1, 2)
-            for i, n in enumerate(self.n_classes)
-        ]
-        return torch.cat(parts, dim=1).float()
-
-    def _maps(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
-        """Output map (N, h - patch + 1, w - patch + 1) of a padded input."""
-        feats = [self.numeric(num)]
-        if self.categorical is not None:
-            feats.append(self.categorical(self._onehot(cat)))
-        z = torch.cat(feats, dim=1).permute(0, 2, 3, 1)  # channels last: the head acts per pixel
-        z = self.out(self.drop(F.relu(self.hidden(z))))
-        return z[..., 0]
-
-    def forward(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
-        """(N, C, p, p), (N, K, p, p) -> (N,) standardised LST of the patch centres."""
-        if tuple(num.shape[-2:]) != (self.patch, self.patch):
-            raise ValueError(f"expected {self.patch}x{self.patch} patches, got {tuple(num.shape)}")
-        return self._maps(num, cat)[:, 0, 0]
-
-    def forward_map(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
-        """(1, C, H + p - 1, W + p - 1) padded scene -> (H, W) predictions for every pixel."""
-        return self._maps(num, cat)[0]
-
-
-def enable_mc_dropout(model: nn.Module) -> None:
-    """Eval mode (frozen batch-norm statistics) with dropout layers sampling, for MC dropout."""
-    model.eval()
-    for m in model.modules():
-        if isinstance(m, nn.Dropout):
-            m.train()
 
 
 @torch.no_grad()
@@ -355,7 +270,7 @@ class CnnFiller:
         return result, spread
 
     def _halfwidth(self, spread: np.ndarray, visible: np.ndarray) -> np.ndarray:
-        from lstfill.gapfill.protocol import distance_to_visible
+        from lstfill.gapfill.evaluate import distance_to_visible
 
         cal = self.calibration
         assert cal is not None
@@ -371,7 +286,7 @@ class CnnFiller:
         hidden pixels' errors by distance to the nearest clear pixel set the per-bin RMS, and
         the factor k makes 90 % of |error| / sigma fall inside.
         """
-        from lstfill.gapfill.protocol import distance_to_visible, hidden_mask
+        from lstfill.gapfill.evaluate import distance_to_visible, hidden_mask
 
         self.calibration = None
         vf = series.valid_fraction()

@@ -9,9 +9,10 @@ from affine import Affine
 from scipy import ndimage
 
 from lstfill.errors import ConfigError, InputError
-from lstfill.gapfill.cnn import CnnFiller, PatchCNN, predict_map
 from lstfill.gapfill.features import FeatureSet, extract_patches
-from lstfill.gapfill.series import LstSeries
+from lstfill.gapfill.inputs import LstSeries
+from lstfill.gapfill.method.cnn import CnnFiller, predict_map
+from lstfill.gapfill.model import PatchCNN
 from lstfill.grid import Grid
 from lstfill.training.checkpoint import load_checkpoint, save_checkpoint
 from lstfill.training.rng import seed_everything
