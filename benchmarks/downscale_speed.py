@@ -46,8 +46,8 @@ def _peak_mb() -> float:
 
 
 def _prepare(folder: str, days: int, queue: Any) -> None:
+    from lstfill.demo.israel import write_demo_israel
     from lstfill.downscale import steps
-    from lstfill.sources.demo_israel import write_demo_israel
 
     paths = write_demo_israel(folder, seed=1, shape=(603, 409), n_days=days)
     steps.dem([paths["lst"]], [paths["dem"]], f"{folder}/dem_1km.tif")

@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,9 @@ def acquire(
     grid = grid_from_config(region_cfg["grid"])
     start, end = region_dates(region_cfg)
     if region_cfg["source"] == "demo":
-        _generate_demo_atomically(region_dir, grid, start, end, region_cfg.get("demo", {}))
+        from lstfill.demo.region import write_region
+
+        write_region(region_cfg, region_dir / "raw", region_dir / "truth")
     inv = build_inventory(region_dir / "raw", region, grid, start, end)
     inv["source"] = region_cfg["source"]
     log.info(
@@ -46,23 +46,6 @@ def acquire(
         len(inv["inca"]),
     )
     return write_inventory(inv, inventory_path)
-
-
-def _generate_demo_atomically(region_dir: Path, grid, start, end, settings: dict[str, Any]) -> None:
-    """Generate into a scratch folder, then swap raw/ and truth/ into place in one step each."""
-    from lstfill.sources.demo import generate_demo
-
-    region_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".demo-", dir=region_dir))
-    try:
-        generate_demo(scratch, grid, start, end, settings)
-        for part in ("raw", "truth"):
-            target = region_dir / part
-            if target.exists():
-                shutil.rmtree(target)
-            (scratch / part).rename(target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def build_inventory(

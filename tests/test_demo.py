@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lstfill.demo.physics import solar_time_h
+from lstfill.demo.region import generate_demo
 from lstfill.grid import Grid
 from lstfill.io import read_raster
 from lstfill.sources import ecostress, inca, landcover, modis, sentinel2, srtm
-from lstfill.sources.demo import generate_demo
-from lstfill.sources.demo_fields import solar_time_h
 
 # 24 x 24 pixels of 200 m across the Inn valley: valley floor and the lower slopes on both sides
 GRID = Grid.from_bbox("EPSG:32632", [678200, 5234200, 683000, 5239000], 200.0)

@@ -19,6 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from lstfill import runs
 from lstfill.config import validate_config
+from lstfill.demo.israel import write_demo_region
 from lstfill.downscale import steps, targets
 from lstfill.downscale.dataset import (
     DROPPED,
@@ -34,7 +35,6 @@ from lstfill.errors import ConfigError, InputError, LstfillError
 from lstfill.io import read_raster, write_cog
 from lstfill.method import load_method
 from lstfill.sources import israel
-from lstfill.sources.demo_israel import write_demo_region
 from lstfill.splits import TEST, TRAIN, VAL, split_blocks
 from lstfill.training.checkpoint import save_checkpoint
 

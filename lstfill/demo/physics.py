@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from lstfill import terrain
-from lstfill.sources.demo_world import rng_for, smoothstep
+from lstfill.demo.world import rng_for, smoothstep
 
 LAPSE_K_PER_M = -0.0065
 REF_ELEV_M = 600.0
@@ -271,7 +271,7 @@ class Surface:
         }
 
 
-def slope_aspect(z: np.ndarray, res: float) -> tuple[np.ndarray, np.ndarray]:
+def slope_aspect_radians(z: np.ndarray, res: float) -> tuple[np.ndarray, np.ndarray]:
     """Slope and aspect in radians (aspect 0 on flat cells), from the cube's own terrain code."""
     slope_deg, aspect_deg = terrain.slope_aspect(z, res, res)
     return np.radians(slope_deg), np.radians(np.nan_to_num(aspect_deg, nan=0.0))

@@ -25,10 +25,10 @@ import numpy as np
 from affine import Affine
 from scipy import ndimage
 
+from lstfill.demo.physics import correlated_field
+from lstfill.demo.world import rng_for
 from lstfill.downscale.targets import DEMO_LST_NAME, DEMO_YEAR
 from lstfill.io import write_cog
-from lstfill.sources.demo_fields import correlated_field
-from lstfill.sources.demo_world import rng_for
 from lstfill.terrain import slope_aspect
 
 CELL_DEG = 1.0 / 120.0
