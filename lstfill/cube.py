@@ -111,8 +111,9 @@ def _dataset(
     return ds
 
 
-def write_netcdf(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write `ds` compressed, atomically (no partial file on failure)."""
+def write_cube(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write a cube (or any dataset on a region grid) in the cube encoding: float32, zlib level 4,
+    uint8 flags without fill, time in seconds since 1970; atomically (no partial file on failure)."""
     encoding = {}
     for name, var in ds.data_vars.items():
         enc: dict[str, Any] = {"zlib": True, "complevel": 4}
@@ -150,7 +151,7 @@ def build_static(inv: dict[str, Any], grid: Grid, out_path: str | Path) -> Path:
         _require_finite(arr, f"land-cover layer {name}", path)
         layers[name] = arr.astype(np.uint8) if name == "water" else arr
     ds = _dataset(grid, layers, None, {"title": f"lstfill static layers, region {inv['region']}"})
-    return write_netcdf(ds, out_path)
+    return write_cube(ds, out_path)
 
 
 def build_s2_grid(
@@ -174,7 +175,7 @@ def build_s2_grid(
     ds["clear_share"].attrs.update(
         units="1", long_name="share of clear (SCL) S2 pixels in the cell"
     )
-    return write_netcdf(ds, out_path)
+    return write_cube(ds, out_path)
 
 
 def nearest_clear_s2(
@@ -381,7 +382,7 @@ def build_cube(
     for name in _STATIC:
         if name in layers:
             ds[name] = (("y", "x"), layers[name], {**_attrs(name), "grid_mapping": "spatial_ref"})
-    return write_netcdf(ds, out_path)
+    return write_cube(ds, out_path)
 
 
 _STATIC = ("elevation", "slope", "aspect", "tree_cover", "imperviousness", "water")

@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 from affine import Affine
 
-from lstfill.cube import write_netcdf
+from lstfill.cube import write_cube
 from lstfill.errors import InputError
 from lstfill.indices import normalised_difference
 from lstfill.io import load_netcdf
@@ -121,7 +121,7 @@ def write_day_scene(scene: DayScene, path: str | Path) -> Path:
             "factor": scene.factor,
         },
     )
-    return write_netcdf(ds, path)
+    return write_cube(ds, path)
 
 
 def read_day_scene(path: str | Path) -> DayScene:

@@ -12,7 +12,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from lstfill.cube import _dataset, fused_s2, write_netcdf
+from lstfill.cube import _dataset, fused_s2, write_cube
 from lstfill.errors import ConfigError, InputError
 from lstfill.fusion import steps
 from lstfill.fusion.inputs import coarse_from_modis, read_coarse
@@ -63,7 +63,7 @@ def write_s2_grid(folder: Path, day: dt.date, red, nir, clear=None) -> Path:
         "b08": np.where(clear > 0.5, nir, np.nan),
     }
     name = f"S2A_MSIL2A_{day:%Y%m%d}T101500_N0509_R065_T32TPT_{day:%Y%m%d}T130000"
-    return write_netcdf(_dataset(GRID, layers, time, {"title": name}), folder / f"{name}.nc")
+    return write_cube(_dataset(GRID, layers, time, {"title": name}), folder / f"{name}.nc")
 
 
 def write_s3_series(folder: Path, days, red, nir, trend: float = 0.0, grid: Grid | None = None):
@@ -127,7 +127,7 @@ def test_a_band_the_coarse_sensor_lacks_is_the_fine_mosaic(region, tmp_path):
     clear = np.ones(GRID.shape, np.float32)
     time = dt.datetime(2023, 7, 1, 10, 15, tzinfo=dt.UTC)
     layers = {"clear_share": clear, "b04": red, "b08": nir, "b05": np.full(GRID.shape, 0.2)}
-    path = write_netcdf(_dataset(GRID, layers, time, {}), tmp_path / "s2.nc")
+    path = write_cube(_dataset(GRID, layers, time, {}), tmp_path / "s2.nc")
     out = tmp_path / "20230703.tif"
     bands = ["B04", "B05", "B08"]
     steps.predict("20230703", [path], region["coarse"], GRID, FUSION, bands, 0.5, out)

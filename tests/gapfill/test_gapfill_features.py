@@ -11,7 +11,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from affine import Affine
 
-from lstfill.cube import write_netcdf
+from lstfill.cube import write_cube as save_cube
 from lstfill.errors import InputError
 from lstfill.gapfill.dataset import (
     PatchSamples,
@@ -373,7 +373,7 @@ def write_cube(
     ds = ds.rio.write_crs(grid.pyproj_crs.to_wkt()).rio.write_transform(grid.transform)
     for name in ds.data_vars:
         ds[name].attrs["grid_mapping"] = "spatial_ref"
-    return write_netcdf(ds, path)
+    return save_cube(ds, path)
 
 
 def test_load_cubes_stacks_by_time(tmp_path):

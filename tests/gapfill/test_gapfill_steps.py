@@ -19,7 +19,7 @@ from affine import Affine
 from scipy import ndimage
 
 from lstfill.config import validate_config
-from lstfill.cube import write_netcdf
+from lstfill.cube import write_cube as save_cube
 from lstfill.errors import InputError
 from lstfill.gapfill import steps
 from lstfill.gapfill.dataset import read_patches
@@ -126,7 +126,7 @@ def write_cube(
     for name in ds.data_vars:
         ds[name].attrs["grid_mapping"] = "spatial_ref"
     ds.attrs["acquisition"] = f"{when:%Y%m%dT%H%M%S}"
-    return write_netcdf(ds, folder / f"{when:%Y%m%dT%H%M%S}.nc")
+    return save_cube(ds, folder / f"{when:%Y%m%dT%H%M%S}.nc")
 
 
 @pytest.fixture(scope="module")
