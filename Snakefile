@@ -1,5 +1,5 @@
 # lstfill: gap-free, high-resolution land surface temperature.
-# Phases: acquire (raw provider files) -> prepare (aligned NetCDF datacubes) -> gapfill
+# Phases: demo (synthetic raw files) or download, acquire (inventory of the raw files) -> prepare (aligned NetCDF datacubes) -> gapfill
 # (patch CNN, filled COGs, evaluation), superres (MODIS 1 km -> 250 m) -> report; downscale
 # (Israel-format 1 km LST + DEM -> 9x9 topography MLP, maps and evaluation) and fusion (EFAST:
 # Sentinel-2 + daily Sentinel-3 or MODIS -> daily fine NDVI) run beside them.
@@ -31,6 +31,7 @@ report: "rules/captions/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/demo.smk"
 include: "rules/download.smk"
 include: "rules/acquire.smk"
 include: "rules/prepare.smk"

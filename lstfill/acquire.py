@@ -1,8 +1,8 @@
-"""Acquisition: get a region's raw files in the providers' formats, then inventory them.
+"""Acquisition: the inventory of a region's raw files in the providers' formats.
 
-`demo` synthesises the region; `local` takes provider files already placed under
-``resources/{region}/raw/``. Either way the inventory is built by scanning the files, so what
-follows is the same for both.
+The files under ``resources/{region}/raw/`` were synthesised (`demo`: rule demo_region,
+`lstfill.demo.region`), fetched (`download`) or placed by hand (`local`). Either way the
+inventory is built by scanning the files, so what follows is the same for all three.
 """
 
 from __future__ import annotations
@@ -28,14 +28,10 @@ log = logging.getLogger(__name__)
 def acquire(
     region: str, region_cfg: dict[str, Any], region_dir: str | Path, inventory_path: str | Path
 ) -> Path:
-    """Make ``region_dir/raw`` hold the region's raw files and write the inventory JSON."""
+    """Scan ``region_dir/raw`` and write the inventory JSON."""
     region_dir = Path(region_dir)
     grid = grid_from_config(region_cfg["grid"])
     start, end = region_dates(region_cfg)
-    if region_cfg["source"] == "demo":
-        from lstfill.demo.region import write_region
-
-        write_region(region_cfg, region_dir / "raw", region_dir / "truth")
     inv = build_inventory(region_dir / "raw", region, grid, start, end)
     inv["source"] = region_cfg["source"]
     log.info(

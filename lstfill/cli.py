@@ -58,7 +58,12 @@ def cmd_acquire(args: argparse.Namespace) -> None:
 
     cfg = load_config(args.config)
     p = _paths(args.region)
-    acquire(args.region, _region(cfg, args.region), p["region_dir"], p["inventory"])
+    region = _region(cfg, args.region)
+    if region["source"] == "demo":  # rule demo_region
+        from lstfill.demo.region import write_region
+
+        write_region(region, p["region_dir"] / "raw", p["region_dir"] / "truth")
+    acquire(args.region, region, p["region_dir"], p["inventory"])
 
 
 def _date_range(text: str) -> tuple[dt.date, dt.date]:
@@ -178,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check-config", help="validate the config and print each region's grid"
     ).set_defaults(func=cmd_check_config)
     s = sub.add_parser(
-        "acquire", help="rule acquire_raw: raw files (demo or local) and the inventory"
+        "acquire", help="rules demo_region (a demo region) and acquire_raw: raw files, inventory"
     )
     s.add_argument("region")
     s.set_defaults(func=cmd_acquire)

@@ -1,11 +1,11 @@
-# Acquisition: raw provider files under resources/{region}/raw/ (synthesised, placed by hand, or
-# fetched by rules/download.smk) and their inventory.
+# Acquisition: the inventory of the raw provider files under resources/{region}/raw/
+# (synthesised by rules/demo.smk, placed by hand, or fetched by rules/download.smk).
 # A checkpoint, because which acquisitions exist is only known once the files are there.
 
 
 checkpoint acquire_raw:
     input:
-        download_manifests,
+        raw_files,
     output:
         inventory=INVENTORY,
     params:

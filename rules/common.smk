@@ -30,6 +30,7 @@ wildcard_constraints:
 
 REGION_DIR = "resources/{region}"
 RAW_DIR = "resources/{region}/raw"
+TRUTH_DIR = "resources/{region}/truth"
 DOWNLOAD_DAY = "resources/{region}/downloads/{source}/{day}.json"
 DOWNLOAD_SRTM = "resources/{region}/downloads/srtm.json"
 INVENTORY = "resources/{region}/inventory.json"
@@ -163,6 +164,13 @@ def region_sr_truth(wildcards):
     return expand(SR_TRUTH, region=wildcards.region, day=region_modis_days(wildcards.region))
 
 
+def demo_truth(wildcards):
+    """The demo region's truth folder (rule demo_region), where the region is a demo."""
+    if config["regions"][wildcards.region]["source"] != "demo":
+        return []
+    return TRUTH_DIR.format(region=wildcards.region)
+
+
 def fusion_coarse_files(wildcards):
     """The raw files of the region's coarse series (fusion.coarse)."""
     return fusion_targets.coarse_files(region_inventory(wildcards), config["fusion"]["coarse"])
@@ -182,11 +190,11 @@ def region_s2_grids(wildcards):
 
 
 def fusion_truth(wildcards):
-    """The demo's daily NDVI truth (none for other sources), written by the acquisition."""
+    """The demo's daily NDVI truth (none for other sources), inside rule demo_region's truth
+    folder."""
     region = config["regions"][wildcards.region]
     if region["source"] != "demo":
         return []
-    inventory_of(wildcards.region)  # the acquisition checkpoint writes the truth
     days = fusion_targets.fusion_days(region)
     return expand(FUSION_TRUTH, region=wildcards.region, day=days)
 
@@ -299,12 +307,27 @@ def region_config(wildcards):
 
 
 def acquire_settings(wildcards):
-    """The keys of the {region} block that the acquisition step reads: its demo block only for
-    a demo region (so editing another region setting does not resynthesise the raw files).
-    """
-    region = region_config(wildcards)
-    keys = {"source", "start", "end", "grid"} | ({"demo"} if region["source"] == "demo" else set())
-    return {k: v for k, v in region.items() if k in keys}
+    """The keys of the {region} block that the acquisition step reads (the inventory's period
+    and grid), so editing another region setting does not rerun it."""
+    keys = ("source", "start", "end", "grid")
+    return {k: v for k, v in region_config(wildcards).items() if k in keys}
+
+
+def demo_settings(wildcards):
+    """The keys of a demo {region} block that the demo_region rule reads (its period, grid, demo
+    block), so editing another region setting does not resynthesise the raw files."""
+    return {
+        k: v for k, v in region_config(wildcards).items() if k in ("start", "end", "grid", "demo")
+    }
+
+
+def raw_files(wildcards):
+    """What the acquisition waits for: a demo region's synthesised raw folder, a 'download'
+    region's manifests (one per source and day; SRTM: one), nothing for a 'local' region."""
+    region = config["regions"][wildcards.region]
+    if region["source"] == "demo":
+        return RAW_DIR.format(region=wildcards.region)
+    return download_manifests(wildcards)
 
 
 def download_day(source):

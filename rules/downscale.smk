@@ -5,26 +5,6 @@
 # collects the rows into results/{region}/downscale/runs.csv.
 
 
-rule downscale_demo_region:
-    output:
-        lst=DS_DEMO_LST,
-        dem=DS_DEMO_DEM,
-    params:
-        demo=lambda wildcards: downscale_region(wildcards)["demo"],
-    log:
-        log_path("downscale_demo_region", "{region}"),
-    benchmark:
-        benchmark_path("downscale_demo_region", "{region}")
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../envs/downscale.yaml"
-    script:
-        "../workflow_scripts/downscale_demo_region.py"
-
-
 rule downscale_dem:
     input:
         lst=lambda wildcards: downscale_files(wildcards.region)["lst"],

@@ -73,6 +73,7 @@ rule fusion_evaluate:
         coarse=FUSION_COARSE,
         s2=region_s2_grids,
         truth=fusion_truth,
+        truth_dir=demo_truth,
     output:
         metrics=FUSION_METRICS,
         figure=report(

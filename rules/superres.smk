@@ -120,6 +120,7 @@ rule superres_evaluate:
     input:
         scenes=region_sr_scenes,
         truth=region_sr_truth,
+        truth_dir=demo_truth,
         split=SR_SPLIT,
         models=sr_models,
     output:

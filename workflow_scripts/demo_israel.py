@@ -1,7 +1,7 @@
 """Snakemake adapter: write the synthetic Israel-format region (yearly LST file and DEM)."""
 
-from lstfill.demo.israel import write_demo_region
+from lstfill.demo.israel import write_israel_region
 from lstfill.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-write_demo_region(snakemake.output.lst, snakemake.output.dem, snakemake.params.demo)
+write_israel_region(snakemake.params.demo, snakemake.output.lst, snakemake.output.dem)

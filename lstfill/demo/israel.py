@@ -129,10 +129,10 @@ def write_demo_israel(
     return {"lst": lst_path, "dem": dem_path}
 
 
-def write_demo_region(
-    lst_out: str | Path, dem_out: str | Path, settings: Mapping[str, Any]
+def write_israel_region(
+    settings: Mapping[str, Any], lst_out: str | Path, dem_out: str | Path
 ) -> None:
-    """The synthetic Israel-format region at the two paths (the `downscale_demo_region` step)."""
+    """The synthetic Israel-format region at the two paths (rule demo_israel)."""
     lst_out, dem_out = Path(lst_out), Path(dem_out)
     if lst_out.name != DEMO_LST_NAME or lst_out.parent != dem_out.parent:
         raise ValueError(f"demo files go to one folder as {DEMO_LST_NAME} and a DEM")

@@ -5,9 +5,9 @@ ECOSTRESS L2T LSTE granules, Sentinel-2 L2A scenes, INCA hourly NetCDF files and
 MOD11A1/MOD09GQ granules, all with the format modules' writers, so everything downstream of
 acquisition runs unchanged on demo and real data. The gap-free LST and NDVI that the
 observations sample are kept under ``region_dir/truth`` for evaluation only. The same seed gives
-byte-identical arrays: every component draws from its own seeded generator. `write_region`,
-run by the acquisition of a demo region, generates into a scratch folder and swaps the two
-folders into place, so a failed run leaves neither half-written.
+byte-identical arrays: every component draws from its own seeded generator. `write_region`
+(rule demo_region, and `lstfill acquire` for a demo region) generates into a scratch folder
+and swaps the two folders into place, so a failed run leaves neither half-written.
 """
 
 from __future__ import annotations

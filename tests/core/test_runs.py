@@ -1,10 +1,9 @@
 """Run tracking: one row file per run, collected into a CSV table; optional MLflow logging."""
 
 import json
-import sys
-import types
 
 import pytest
+from fakes.mlflow import install_fake_mlflow
 
 from lstfill import runs
 from lstfill.errors import InputError
@@ -34,24 +33,7 @@ def test_a_missing_or_foreign_row_file_is_named(tmp_path):
 
 
 def test_mlflow_is_used_when_installed_and_skipped_when_not(monkeypatch):
-    calls: dict = {}
-
-    class _Run:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    fake = types.SimpleNamespace(
-        set_tracking_uri=lambda uri: calls.setdefault("uri", uri),
-        set_experiment=lambda name: calls.setdefault("experiment", name),
-        start_run=lambda run_name=None: _Run(),
-        log_params=lambda p: calls.setdefault("params", p),
-        log_metrics=lambda m: calls.setdefault("metrics", m),
-    )
-    monkeypatch.setitem(sys.modules, "mlflow", fake)
-    monkeypatch.setattr(runs, "mlflow_available", lambda: True)
+    calls = install_fake_mlflow(monkeypatch)
     ok = runs.log_mlflow(
         {"lr": 0.001},
         {"space": {"mse": 1.5, "n": 3}, "note": "x"},

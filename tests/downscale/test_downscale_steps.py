@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
-import types
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,11 +13,12 @@ import pytest
 import rasterio
 import torch
 from affine import Affine
+from fakes.mlflow import install_fake_mlflow
 from numpy.lib.stride_tricks import sliding_window_view
 
 from lstfill import runs
 from lstfill.config import validate_config
-from lstfill.demo.israel import write_demo_region
+from lstfill.demo.israel import write_israel_region
 from lstfill.downscale import steps, targets
 from lstfill.downscale.dataset import (
     DROPPED,
@@ -403,7 +402,7 @@ def e2e(tmp_path_factory) -> SimpleNamespace:
     """A synthetic 40x36 region of 8 days: DEM, samples, both models, evaluation, one map."""
     d = tmp_path_factory.mktemp("e2e")
     lst = d / israel.file_name(targets.DEMO_YEAR)
-    write_demo_region(lst, d / "dem_fine.tif", {"seed": 3, "rows": 40, "cols": 36, "n_days": 8})
+    write_israel_region({"seed": 3, "rows": 40, "cols": 36, "n_days": 8}, lst, d / "dem_fine.tif")
     steps.dem([lst], [d / "dem_fine.tif"], d / "dem.tif")
     cfg = _cfg(
         model={"hidden": [16]},
@@ -448,7 +447,7 @@ def e2e(tmp_path_factory) -> SimpleNamespace:
 def test_demo_region_needs_the_published_file_name(tmp_path) -> None:
     settings = {"seed": 3, "rows": 20, "cols": 20, "n_days": 3}
     with pytest.raises(ValueError, match="LST_2020_NetCDF.nc"):
-        write_demo_region(tmp_path / "lst.nc", tmp_path / "dem.tif", settings)
+        write_israel_region(settings, tmp_path / "lst.nc", tmp_path / "dem.tif")
 
 
 def test_e2e_samples_cover_every_land_window(e2e) -> None:
@@ -613,28 +612,7 @@ def _train_space(e2e, cfg: dict, folder: Path, run_name: str) -> dict:
 
 
 def test_train_logs_params_and_metrics_to_mlflow(e2e, tmp_path, monkeypatch) -> None:
-    calls: dict = {}
-
-    class _Run:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    def start_run(run_name=None):
-        calls["run_name"] = run_name
-        return _Run()
-
-    fake = types.SimpleNamespace(
-        set_tracking_uri=lambda uri: calls.setdefault("uri", uri),
-        set_experiment=lambda name: calls.setdefault("experiment", name),
-        start_run=start_run,
-        log_params=lambda p: calls.setdefault("params", p),
-        log_metrics=lambda m: calls.setdefault("metrics", m),
-    )
-    monkeypatch.setitem(sys.modules, "mlflow", fake)
-    monkeypatch.setattr(runs, "mlflow_available", lambda: True)
+    calls = install_fake_mlflow(monkeypatch)
     cfg = _cfg(
         model={"hidden": [16]},
         training={"epochs": 1, "batch_size": 256, "device": "cpu"},

@@ -184,7 +184,7 @@ class SlurmCluster:
         if conf.exists() and "lstfill-test" not in conf.read_text():
             self._saved_conf = conf.read_text()
         conf.write_text(
-            f"""# lstfill-test: a single-node cluster of the test suite (tests/slurm_cluster.py)
+            f"""# lstfill-test: a single-node cluster of the test suite (tests/workflow)
 ClusterName=lstfill
 SlurmctldHost={self.host}
 SlurmUser=root

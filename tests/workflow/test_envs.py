@@ -21,7 +21,7 @@ import yaml
 from snakemake.common import copy_permission_safe
 from snakemake.deployment.conda import Conda, Env
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ENVS = REPO / "envs"
 ENV_FILES = sorted(ENVS.glob("*.yaml"))
 ENV_NAMES = [path.stem for path in ENV_FILES]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RULES = "\n".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
 RULE_NAMES = set(re.findall(r"^(?:rule|checkpoint) (\w+):", RULES, re.M))
 RULE_NAMES |= set(re.findall(r"^use rule \w+ as (\w+)", RULES, re.M))

@@ -126,3 +126,21 @@ def test_one_key_reruns_only_what_reads_it(run, case):
     key, value, expected = CASES[case]
     with edited(run, key, value):
         assert scheduled(run) == expected(run)
+
+
+def test_a_demo_key_resynthesises_only_that_demo_world(run):
+    """A main demo region's key reruns rule demo_region, the acquisition and what reads the
+    cubes; the downscaling region's Israel-format world (rule demo_israel) is left alone."""
+    with edited(run, "regions.tiny.demo.seed", 8):
+        jobs = scheduled(run)
+    assert jobs["demo_region"] == 1
+    assert jobs["acquire_raw"] == 1
+    assert not {"demo_israel", "downscale_dem", "downscale_train"} & set(jobs)
+
+
+def test_an_israel_demo_key_resynthesises_only_the_downscaling_world(run):
+    with edited(run, "downscale.regions.tiny_il.demo.seed", 8):
+        jobs = scheduled(run)
+    assert jobs["demo_israel"] == 1
+    assert jobs["downscale_dem"] == 1
+    assert not {"demo_region", "acquire_raw", "prepare_cube"} & set(jobs)

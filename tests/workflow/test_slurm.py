@@ -1,4 +1,4 @@
-"""The SLURM path as a user follows it, on a real single-node cluster (tests/slurm_cluster.py).
+"""The SLURM path as a user follows it, on a real single-node cluster (slurm_cluster.py).
 
 The tiny region runs through the README's command, `snakemake --profile profiles/slurm`, after
 the three EDIT lines of the profile are changed as a user would (account, CPU partition, GPU
