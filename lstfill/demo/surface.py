@@ -31,14 +31,30 @@ def frame_xy(world: World, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     return world.to_frame(lon, lat)
 
 
+def _terrain(world: World, grid: Grid, z: np.ndarray) -> dict[str, np.ndarray]:
+    """The terrain fields of a `Surface` at the grid's pixel centres, from its elevation `z`:
+    coordinates, height above the valley floor, slope and aspect."""
+    lon, lat = grid.lonlat()
+    x, y = world.to_frame(lon, lat)
+    slope, aspect = slope_aspect_radians(z, grid.res[0])
+    return {
+        "lon": lon,
+        "lat": lat,
+        "x": x,
+        "y": y,
+        "z": z,
+        "hab": z - world.floor(x),
+        "slope": slope,
+        "aspect": aspect,
+    }
+
+
 def region_surface(
     world: World, grid: Grid, tiles: list[Raster], hrl: dict[str, Raster]
 ) -> Surface:
     """The region grid's surface from the same files the cube builder reads (DEM, HRL)."""
-    lon, lat = grid.lonlat()
-    x, y = world.to_frame(lon, lat)
-    z = dem_on(world, tiles, grid, "average")
-    slope, aspect = slope_aspect_radians(z, grid.res[0])
+    terrain = _terrain(world, grid, dem_on(world, tiles, grid, "average"))
+    x, y, z = terrain["x"], terrain["y"], terrain["z"]
     pct = {
         k: to_grid(hrl[k], grid, "average", fill=0.0) / 100.0
         for k in ("tree_cover", "imperviousness")
@@ -48,14 +64,7 @@ def region_surface(
     water = to_grid(Raster(is_water, waw.transform, waw.crs), grid, "average", fill=0.0)
     hidden = world.landcover(x, y, z)
     return Surface(
-        lon=lon,
-        lat=lat,
-        x=x,
-        y=y,
-        z=z,
-        hab=z - world.floor(x),
-        slope=slope,
-        aspect=aspect,
+        **terrain,
         tree=pct["tree_cover"],
         imperv=pct["imperviousness"],
         water=water,
@@ -79,19 +88,8 @@ def world_surface(world: World, grid: Grid, sub: int, z: np.ndarray | None = Non
         a = np.asarray(a, dtype=np.float32)
         return a.reshape(grid.height, sub, grid.width, sub).mean(axis=(1, 3))
 
-    lon, lat = grid.lonlat()
-    xc, yc = world.to_frame(lon, lat)
-    z = agg(zf) if z is None else z
-    slope, aspect = slope_aspect_radians(z, grid.res[0])
     return Surface(
-        lon=lon,
-        lat=lat,
-        x=xc,
-        y=yc,
-        z=z,
-        hab=z - world.floor(xc),
-        slope=slope,
-        aspect=aspect,
+        **_terrain(world, grid, agg(zf) if z is None else z),
         tree=agg(lc["tree_cover"]) / 100,
         imperv=agg(lc["imperviousness"]) / 100,
         water=agg(np.isin(lc["waw"], landcover.WATER_CLASSES)),

@@ -9,7 +9,8 @@ the 0-based day of the year (days may be missing), bands 0-2 are night, day and 
 the two) LST as integers in units of 0.02 K, band 3 is a QA code (not scaled) saying which
 overpasses were observed; the LST elsewhere is gap-filled from a model. The reader applies scale
 and masks itself (``mask_and_scale=False``) so the QA band is never scaled, and returns the grid
-north-up whichever way ``y`` runs in the file.
+north-up whichever way ``y`` runs in the file. The grid's transform and a DEM averaged onto its
+cells are in :mod:`lstfill.sources.israel_grid`.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-import rasterio.warp
 import xarray as xr
 from affine import Affine
-from pyproj import CRS
-from rasterio.enums import Resampling
 
 from lstfill.errors import InputError
 from lstfill.io import atomic_output, check_file
+from lstfill.sources.israel_grid import CRS_LATLON, spacing
+
+# Re-exported: the downscaling job calls them as israel.grid_transform, israel.dem_on_grid.
+from lstfill.sources.israel_grid import dem_on_grid as dem_on_grid
+from lstfill.sources.israel_grid import grid_transform as grid_transform
 
 VARIABLE = "__xarray_dataarray_variable__"
 DIMS = ("time", "band", "y", "x")
@@ -44,7 +47,6 @@ QA_BOTH = 3  # day and night observed
 SCALE_K = 0.02  # K per count of bands 0-2
 VALID_MIN = 7500  # counts: 150 K
 VALID_MAX = 65535  # counts: 1310.7 K
-CRS_LATLON = "EPSG:4326"
 _YEAR_RE = re.compile(r"LST_(\d{4})(?!\d)")
 _REGULAR_RTOL = 1e-6
 
@@ -68,8 +70,8 @@ class IsraelLst:
     @property
     def transform(self) -> Affine:
         """Affine transform of the cell edges (EPSG:4326 degrees), from the centres' spacing."""
-        dx = _step(self.lon)
-        dy = _step(self.lat)  # negative: north to south
+        dx = spacing(self.lon)
+        dy = spacing(self.lat)  # negative: north to south
         return Affine(dx, 0.0, float(self.lon[0]) - dx / 2, 0.0, dy, float(self.lat[0]) - dy / 2)
 
     def lst(self, which: str) -> np.ndarray:
@@ -78,12 +80,6 @@ class IsraelLst:
         if which not in fields:
             raise ValueError(f"which must be one of {sorted(fields)}, got {which!r}")
         return fields[which]
-
-
-def _step(coord: np.ndarray) -> float:
-    """Mean spacing of a regular coordinate (signed), from its end points."""
-    c = np.asarray(coord, dtype=np.float64)
-    return float((c[-1] - c[0]) / (len(c) - 1))
 
 
 def dates_of(year: int, days: np.ndarray) -> np.ndarray:
@@ -123,7 +119,7 @@ def _regular(path: Path, name: str, coord: np.ndarray) -> np.ndarray:
         raise InputError(path, f"coordinate {name} needs at least 2 values, has {c.size}")
     if not np.issubdtype(c.dtype, np.number) or not np.all(np.isfinite(c)):
         raise InputError(path, f"coordinate {name} is not all finite numbers")
-    step = _step(c)
+    step = spacing(c)
     eps = np.finfo(c.dtype).eps if np.issubdtype(c.dtype, np.floating) else 0.0
     tol = max(_REGULAR_RTOL * abs(step), 4 * eps * float(np.max(np.abs(c))))
     worst = float(np.max(np.abs(np.diff(c.astype(np.float64)) - step)))
@@ -384,99 +380,3 @@ def write_israel_lst(
     with atomic_output(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
     return path
-
-
-# ------------------------------------------------------------------------------------ DEM
-
-
-def grid_transform(lat: np.ndarray, lon: np.ndarray) -> Affine:
-    """North-up transform of the cell edges of centres `lat`, `lon` (either order)."""
-    dx = abs(_step(lon))
-    dy = abs(_step(lat))
-    west = float(np.min(lon)) - dx / 2
-    north = float(np.max(lat)) + dy / 2
-    return Affine(dx, 0.0, west, 0.0, -dy, north)
-
-
-def _near_int(value: float, tol: float) -> int | None:
-    """round(value) if `value` is within `tol` of an integer, else None."""
-    r = round(value)
-    return int(r) if abs(value - r) <= tol else None
-
-
-def _block_ratio(dem_t: Affine, dst_t: Affine) -> tuple[int, int, int, int] | None:
-    """(ry, rx, row0, col0) when DEM pixels subdivide the cells exactly, else None."""
-    if dem_t.b != 0 or dem_t.d != 0 or dem_t.a <= 0 or dem_t.e >= 0:
-        return None
-    rx = _near_int(dst_t.a / dem_t.a, 1e-6 * dst_t.a / dem_t.a)
-    ry = _near_int(dst_t.e / dem_t.e, 1e-6 * dst_t.e / dem_t.e)
-    col0 = _near_int((dst_t.c - dem_t.c) / dem_t.a, 1e-3)
-    row0 = _near_int((dst_t.f - dem_t.f) / dem_t.e, 1e-3)
-    if not rx or not ry or col0 is None or row0 is None:
-        return None
-    return ry, rx, row0, col0
-
-
-def _block_mean(dem: np.ndarray, shape: tuple[int, int], ratio: tuple[int, int, int, int]):
-    """Mean of each ry x rx block of `dem` starting at (row0, col0), NaN ignored; outside = NaN."""
-    ry, rx, row0, col0 = ratio
-    h, w = shape
-    window = np.full((h * ry, w * rx), np.nan, dtype=np.float32)
-    r_lo, c_lo = max(row0, 0), max(col0, 0)
-    r_hi, c_hi = min(row0 + h * ry, dem.shape[0]), min(col0 + w * rx, dem.shape[1])
-    if r_hi > r_lo and c_hi > c_lo:
-        window[r_lo - row0 : r_hi - row0, c_lo - col0 : c_hi - col0] = dem[r_lo:r_hi, c_lo:c_hi]
-    valid = np.isfinite(window)
-    np.copyto(window, np.float32(0), where=~valid)
-    total = window.reshape(h, ry, w, rx).sum(axis=(1, 3), dtype=np.float64)
-    count = valid.reshape(h, ry, w, rx).sum(axis=(1, 3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan).astype(np.float32)
-
-
-def dem_on_grid(
-    dem: np.ndarray,
-    dem_transform: Affine,
-    lat: np.ndarray,
-    lon: np.ndarray,
-    *,
-    nodata: float | None = None,
-    dem_crs: str = CRS_LATLON,
-) -> np.ndarray:
-    """The DEM block-averaged onto the LST cells with centres `lat` x `lon` (EPSG:4326).
-
-    Each cell gets the mean of the DEM pixels inside it, NaN/`nodata` ignored, NaN where none.
-    When the DEM pixels subdivide the cells exactly (e.g. 1 arc second into 30 arc seconds,
-    30 x 30 pixels per cell, edges aligned) this is an exact reshape-mean; otherwise GDAL's
-    average resampling, which weights pixels by the part of them inside the cell. Rows follow the
-    order of `lat`, columns that of `lon`.
-    """
-    lat = np.asarray(lat, dtype=np.float64)
-    lon = np.asarray(lon, dtype=np.float64)
-    data = np.asarray(dem, dtype=np.float32)
-    if nodata is not None and not np.isnan(nodata):
-        data = np.where(data == np.float32(nodata), np.float32(np.nan), data)
-    dst_t = grid_transform(lat, lon)
-    shape = (len(lat), len(lon))
-    same_crs = CRS.from_user_input(dem_crs).equals(CRS.from_user_input(CRS_LATLON))
-    ratio = _block_ratio(dem_transform, dst_t) if same_crs else None
-    if ratio is not None:
-        out = _block_mean(data, shape, ratio)
-    else:
-        out = np.full(shape, np.nan, dtype=np.float32)
-        rasterio.warp.reproject(
-            source=data,
-            destination=out,
-            src_transform=dem_transform,
-            src_crs=dem_crs,
-            src_nodata=np.nan,
-            dst_transform=dst_t,
-            dst_crs=CRS_LATLON,
-            dst_nodata=np.nan,
-            resampling=Resampling.average,
-        )
-    if lat[-1] > lat[0]:
-        out = out[::-1]
-    if lon[-1] < lon[0]:
-        out = out[:, ::-1]
-    return np.ascontiguousarray(out)

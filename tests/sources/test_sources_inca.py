@@ -8,6 +8,7 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import pytest
+from fakes.damaged import truncated
 from pyproj import CRS
 
 from lstfill.errors import InputError
@@ -187,10 +188,8 @@ def test_missing_crs_assumed_and_wrong_crs_rejected(tmp_path: Path) -> None:
 
 def test_truncated_and_missing_files(written, tmp_path: Path) -> None:
     path, _, _ = written
-    raw = path.read_bytes()
     for frac in (0.3, 0.7):
-        bad = tmp_path / f"trunc{int(frac * 10)}.nc"
-        bad.write_bytes(raw[: int(len(raw) * frac)])
+        bad = truncated(path, tmp_path / f"trunc{int(frac * 10)}.nc", keep=frac)
         with pytest.raises(InputError, match=bad.name):
             inca.read_inca(bad)
     with pytest.raises(InputError, match="nope.nc"):

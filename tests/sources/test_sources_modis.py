@@ -1,4 +1,5 @@
-"""MOD11A1 / MOD09GQ HDF4-EOS reading and writing: real granule, round trips, QC bits, errors."""
+"""MOD11A1 / MOD09GQ granules and their HDF4-EOS format (lstfill.sources.hdfeos): real granule,
+round trips, QC bits, errors."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes.damaged import truncated
 from pyproj import CRS, Transformer
 
 from lstfill.errors import InputError
 from lstfill.grid import Grid
-from lstfill.sources import modis
+from lstfill.sources import hdfeos, modis
 
 REAL = (
-    Path(__file__).resolve().parents[2]
+    Path(__file__).resolve().parents[3]
     / "shared"
     / "data"
     / "modis_hdf"
@@ -43,7 +45,7 @@ def test_real_granule_sds_and_georeferencing(real: modis.ModisLST) -> None:
     t = real.lst.transform
     assert t.c == pytest.approx(UL[0], abs=1e-6) and t.f == pytest.approx(UL[1], abs=1e-6)
     assert t.a == pytest.approx(PIX, abs=1e-6) and t.e == pytest.approx(-PIX, abs=1e-6)
-    assert CRS(real.lst.crs).equals(CRS(modis.SINUSOIDAL_PROJ4))
+    assert CRS(real.lst.crs).equals(CRS(hdfeos.SINUSOIDAL_PROJ4))
     # h14v09 lies on the north-east coast of Brazil, just south of the equator
     lon, lat = Grid(real.lst.crs, t, 1200, 1200).lonlat()
     assert -10.0 < lat.min() < lat.max() < 0.0
@@ -75,7 +77,7 @@ def test_parse_struct_metadata_real_text() -> None:
     sd = SD(str(REAL), SDC.READ)
     text = sd.attributes()["StructMetadata.0"]
     sd.end()
-    grids = modis.parse_struct_metadata(text)
+    grids = hdfeos.parse_struct_metadata(text)
     g = grids["MODIS_Grid_Daily_1km_LST"]
     assert (g.xdim, g.ydim) == (1200, 1200)
     assert g.upper_left == (-4447802.079066, 0.0)
@@ -124,6 +126,14 @@ def _subset(rows: int = 16, cols: int = 20, res: float = PIX):
     return ul, lr
 
 
+def _write_lst(path: Path, day: date, lst_k: np.ndarray, view_time_h: float = 10.0) -> Path:
+    """A MOD11A1 granule of `lst_k` on a subset of the tile, QC all good, one view time."""
+    shape = lst_k.shape
+    ul, lr = _subset(*shape)
+    qc = np.zeros(shape, np.uint8)
+    return modis.write_mod11a1(path, day, lst_k, qc, np.full(shape, view_time_h), ul, lr)
+
+
 def test_mod11a1_round_trip(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     lst = rng.uniform(260.0, 330.0, (16, 20))
@@ -161,16 +171,7 @@ def test_mod11a1_round_trip(tmp_path: Path) -> None:
 def test_mod11a1_written_attributes(tmp_path: Path) -> None:
     from pyhdf.SD import SD, SDC
 
-    ul, lr = _subset(4, 5)
-    path = modis.write_mod11a1(
-        tmp_path / "x.hdf",
-        date(2023, 1, 2),
-        np.full((4, 5), 300.0),
-        np.zeros((4, 5), np.uint8),
-        np.full((4, 5), 11.0),
-        ul,
-        lr,
-    )
+    path = _write_lst(tmp_path / "x.hdf", date(2023, 1, 2), np.full((4, 5), 300.0), 11.0)
     sd = SD(str(path), SDC.READ)
     try:
         lst = sd.select("LST_Day_1km")
@@ -181,7 +182,7 @@ def test_mod11a1_written_attributes(tmp_path: Path) -> None:
         assert int(lst.get()[0, 0]) == 15000
         assert sd.select("QC_Day").info()[3] == SDC.UINT8
         assert sd.select("Day_view_time").attributes()["_FillValue"] == 255
-        grid = modis.parse_struct_metadata(sd.attributes()["StructMetadata.0"])
+        grid = hdfeos.parse_struct_metadata(sd.attributes()["StructMetadata.0"])
         assert list(grid) == ["MODIS_Grid_Daily_1km_LST"]
         assert (grid["MODIS_Grid_Daily_1km_LST"].xdim, grid["MODIS_Grid_Daily_1km_LST"].ydim) == (
             5,
@@ -213,7 +214,7 @@ def test_mod09gq_round_trip(tmp_path: Path) -> None:
         assert list(b1.attributes()["valid_range"]) == [-100, 16000]
         assert int(b1.get()[1, 1]) == -28672
         assert sd.select("QC_250m_1").info()[3] == SDC.UINT16
-        assert "MODIS_Grid_2D" in modis.parse_struct_metadata(sd.attributes()["StructMetadata.0"])
+        assert "MODIS_Grid_2D" in hdfeos.parse_struct_metadata(sd.attributes()["StructMetadata.0"])
     finally:
         sd.end()
     r = modis.read_mod09gq(path)
@@ -228,35 +229,15 @@ def test_mod09gq_round_trip(tmp_path: Path) -> None:
 
 
 def test_writer_rejects_out_of_range(tmp_path: Path) -> None:
-    ul, lr = _subset(2, 2)
     with pytest.raises(ValueError, match="LST_Day_1km"):
-        modis.write_mod11a1(
-            tmp_path / "bad.hdf",
-            date(2023, 1, 1),
-            np.full((2, 2), 100.0),
-            np.zeros((2, 2), np.uint8),
-            np.full((2, 2), 10.0),
-            ul,
-            lr,
-        )
+        _write_lst(tmp_path / "bad.hdf", date(2023, 1, 1), np.full((2, 2), 100.0))
     assert list(tmp_path.iterdir()) == []
 
 
 def test_truncated_and_missing_files(tmp_path: Path) -> None:
-    ul, lr = _subset(64, 64)
     rng = np.random.default_rng(2)
-    good = modis.write_mod11a1(
-        tmp_path / "good.hdf",
-        date(2023, 1, 1),
-        rng.uniform(260, 300, (64, 64)),
-        np.zeros((64, 64), np.uint8),
-        np.full((64, 64), 10.0),
-        ul,
-        lr,
-    )
-    data = good.read_bytes()
-    bad = tmp_path / "MOD11A1.A2023001.h18v04.061.2023002000000.hdf"
-    bad.write_bytes(data[: len(data) // 2])
+    good = _write_lst(tmp_path / "good.hdf", date(2023, 1, 1), rng.uniform(260, 300, (64, 64)))
+    bad = truncated(good, tmp_path / "MOD11A1.A2023001.h18v04.061.2023002000000.hdf")
     with pytest.raises(InputError, match=bad.name):
         modis.read_mod11a1(bad)
     junk = tmp_path / "junk.hdf"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from fakes.damaged import truncated
 
 from lstfill.errors import InputError
 from lstfill.io import write_cog
@@ -168,8 +169,7 @@ def test_truncated_band_raises_input_error(tmp_path):
     bands = {b: rng.integers(1, 10000, (128, 128), dtype=np.uint16) for b in s2.BANDS_10M}
     folder = s2.write_scene(tmp_path, NEW, bands, np.full((64, 64), 4, np.uint8), T10, T20, CRS)
     path = next(folder.glob("*_B04_10m.tif"))
-    raw = path.read_bytes()
-    path.write_bytes(raw[: len(raw) // 2])
+    truncated(path)
     with pytest.raises(InputError, match=path.name):
         s2.read_scene(folder, bands=s2.BANDS_10M)
 

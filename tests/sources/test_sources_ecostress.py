@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from fakes.damaged import truncated
 
 from lstfill.errors import InputError
 from lstfill.sources import ecostress as eco
@@ -175,8 +176,7 @@ def test_find_granules(tmp_path):
 def test_truncated_layer_raises_input_error(tmp_path):
     eco.write_granule(tmp_path, GID, layers((64, 64)), TRANSFORM, CRS)
     path = tmp_path / f"{GID}_LST.tif"
-    raw = path.read_bytes()
-    path.write_bytes(raw[: len(raw) // 2])
+    truncated(path)
     with pytest.raises(InputError, match=path.name):
         eco.read_granule(tmp_path, GID)
 

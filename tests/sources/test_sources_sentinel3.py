@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from fakes.damaged import truncated
 
 from lstfill.errors import InputError
 from lstfill.io import write_cog
@@ -159,8 +160,7 @@ def test_foreign_name_uses_the_date_tag(tmp_path):
 @pytest.mark.parametrize("keep", [0.5, 0.9])
 def test_truncated_file_is_input_error(tmp_path, keep):
     path = write_sample(tmp_path)
-    data = path.read_bytes()
-    path.write_bytes(data[: int(len(data) * keep)])
+    truncated(path, keep=keep)
     with pytest.raises(InputError, match="truncated") as info:
         s3.read_day(path)
     assert str(path) in str(info.value)

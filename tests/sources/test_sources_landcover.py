@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from fakes.damaged import truncated
 
 from lstfill.errors import InputError
 from lstfill.sources import landcover as lc
@@ -61,8 +62,7 @@ def test_truncated_layer_raises_input_error(tmp_path):
     rng = np.random.default_rng(2)
     data = rng.integers(0, 101, (256, 256), dtype=np.uint8)
     path = lc.write_layer(tmp_path / lc.layer_filename("tree_cover"), data, TRANSFORM, CRS)
-    raw = path.read_bytes()
-    path.write_bytes(raw[: len(raw) // 2])
+    truncated(path)
     with pytest.raises(InputError, match=path.name):
         lc.read_layer(path, "tree_cover")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from affine import Affine
+from fakes.damaged import truncated
 
 from lstfill.errors import InputError
 from lstfill.grid import Grid
@@ -134,11 +135,9 @@ def test_resample_to_utm_grid(tile, dem: Raster) -> None:
 
 def test_corrupt_and_wrong_files(tile, tmp_path: Path) -> None:
     path, _ = tile
-    raw = path.read_bytes()
-    truncated = tmp_path / "N47E011.SRTMGL1.hgt.zip"
-    truncated.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(InputError, match="N47E011.SRTMGL1.hgt.zip"):
-        srtm.read_srtm(truncated)
+        srtm.read_srtm(truncated(path, tmp_path / "N47E011.SRTMGL1.hgt.zip"))
+    raw = path.read_bytes()
     flipped = bytearray(raw)
     flipped[len(raw) // 2] ^= 0xFF  # corrupt the compressed stream: CRC/inflate error
     bad = tmp_path / "N46E011.SRTMGL1.hgt.zip"
