@@ -11,7 +11,7 @@ import numpy as np
 
 from lstfill.errors import InputError
 from lstfill.io import read_raster
-from lstfill.sources import israel
+from lstfill.sources import israel, israel_grid
 
 
 def grid_of(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -39,10 +39,10 @@ def check_same_grid(lst_files: Sequence[str | Path]) -> tuple[np.ndarray, np.nda
 
 def read_dem(path: str | Path, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """The aligned DEM, checked to lie on the LST grid (shape and position)."""
-    data, transform, _, _, _ = read_raster(path, expected_crs=israel.CRS_LATLON)
+    data, transform, _, _, _ = read_raster(path, expected_crs=israel_grid.CRS_LATLON)
     shape = (len(lat), len(lon))
     if data.shape != shape or not transform.almost_equals(
-        israel.grid_transform(lat, lon), precision=1e-6
+        israel_grid.grid_transform(lat, lon), precision=1e-6
     ):
         raise InputError(path, f"DEM grid {data.shape} is not the LST grid {shape} of the files")
     return data.astype(np.float32)

@@ -40,7 +40,7 @@ from lstfill.errors import InputError
 from lstfill.io import write_cog, write_json
 from lstfill.method import load_method, train_method
 from lstfill.runs import log_mlflow, write_run
-from lstfill.sources import israel, srtm
+from lstfill.sources import israel, israel_grid, srtm
 from lstfill.splits import TEST, TRAIN, VAL
 from lstfill.training.rng import seed_everything
 from lstfill.training.settings import TrainConfig
@@ -59,14 +59,14 @@ def dem(lst_files: Sequence[str | Path], dem_files: Sequence[str | Path], out: s
     lat, lon = check_same_grid(lst_files)
     tiles = [srtm.read_dem(p) for p in dem_files]
     dem = srtm.mosaic(tiles) if len(tiles) > 1 else tiles[0]
-    on_grid = israel.dem_on_grid(dem.data, dem.transform, lat, lon, dem_crs=dem.crs)
+    on_grid = israel_grid.dem_on_grid(dem.data, dem.transform, lat, lon, dem_crs=dem.crs)
     if not np.isfinite(on_grid).any():
         raise InputError(dem_files[0], "the DEM does not overlap the LST grid")
     write_cog(
         out,
         on_grid.astype(np.float32),
-        israel.grid_transform(lat, lon),
-        israel.CRS_LATLON,
+        israel_grid.grid_transform(lat, lon),
+        israel_grid.CRS_LATLON,
         nodata=float("nan"),
         tags={"units": "m", "method": "block average onto the LST grid"},
         band_names=["elevation"],

@@ -30,10 +30,6 @@ from lstfill.errors import InputError
 from lstfill.io import atomic_output, check_file
 from lstfill.sources.israel_grid import CRS_LATLON, spacing
 
-# Re-exported: the downscaling job calls them as israel.grid_transform, israel.dem_on_grid.
-from lstfill.sources.israel_grid import dem_on_grid as dem_on_grid
-from lstfill.sources.israel_grid import grid_transform as grid_transform
-
 VARIABLE = "__xarray_dataarray_variable__"
 DIMS = ("time", "band", "y", "x")
 BAND_NIGHT = 0

@@ -33,7 +33,7 @@ from lstfill.downscale.method import METHODS, MlpMethod
 from lstfill.errors import ConfigError, InputError, LstfillError
 from lstfill.io import read_raster, write_cog
 from lstfill.method import load_method
-from lstfill.sources import israel
+from lstfill.sources import israel, israel_grid
 from lstfill.splits import TEST, TRAIN, VAL, split_blocks
 from lstfill.training.checkpoint import save_checkpoint
 
@@ -182,7 +182,7 @@ def test_align_dem_block_averages_a_3x_dem_onto_the_lst_grid(tmp_path) -> None:
     steps.dem([lst], [dem], out)
     data, transform, crs, _, _ = read_raster(out, expected_crs="EPSG:4326")
     assert data.shape == (8, 7) and data.dtype == np.float32
-    assert transform.almost_equals(israel.grid_transform(lat, lon), precision=1e-9)
+    assert transform.almost_equals(israel_grid.grid_transform(lat, lon), precision=1e-9)
     blocks = fine[3:-3, 3:-3].reshape(8, 3, 7, 3).transpose(0, 2, 1, 3).reshape(8, 7, 9)
     np.testing.assert_allclose(data, np.nanmean(blocks, axis=2), rtol=1e-6)
     assert data[5, 2] == pytest.approx(fine[18:21, 9:12].mean(), rel=1e-6)
@@ -231,7 +231,7 @@ def handmade(tmp_path_factory) -> SimpleNamespace:
     dem_path = write_cog(
         folder / "dem_grid.tif",
         dem,
-        israel.grid_transform(LAT, LON),
+        israel_grid.grid_transform(LAT, LON),
         "EPSG:4326",
         nodata=float("nan"),
     )
@@ -341,7 +341,7 @@ def test_build_samples_without_a_valid_window_writes_nothing(handmade, tmp_path)
 
 
 def test_build_samples_refuses_a_dem_of_another_place(handmade, tmp_path) -> None:
-    shifted = israel.grid_transform(LAT, LON) @ Affine.translation(3, 0)
+    shifted = israel_grid.grid_transform(LAT, LON) @ Affine.translation(3, 0)
     dem_path = write_cog(tmp_path / "dem.tif", handmade.dem, shifted, "EPSG:4326", nodata=None)
     with pytest.raises(InputError, match="not the LST grid") as err:
         steps.samples(
