@@ -43,8 +43,10 @@ from lstfill.fusion.baselines import BASELINES  # noqa: E402
 from lstfill.fusion.coarse import CoarseSeries  # noqa: E402
 from lstfill.fusion.evaluate import METRICS, MODEL, withheld_protocol  # noqa: E402
 from lstfill.fusion.inputs import FineInput, day_number  # noqa: E402
-from lstfill.fusion.method import EfastSettings, coarse_shape  # noqa: E402
+from lstfill.fusion.method import EfastSettings  # noqa: E402
+from lstfill.fusion.nesting import coarse_shape  # noqa: E402
 from lstfill.io import write_json  # noqa: E402
+from lstfill.tables import method_table  # noqa: E402
 
 BAND = "ndvi"
 DATE_FILE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.tif$")
@@ -222,16 +224,16 @@ def print_table(
 ) -> None:
     """One row per method; `coverage` (share of the target's valid pixels the method has a
     value on, before the common mask) as a last column when given."""
-    print(f"\n{title}")
-    extra = f" {'cover':>8s}" if coverage else ""
-    print(f"{'method':18s} " + " ".join(f"{m:>8s}" for m in METRICS) + extra)
+    rows = {}
     for name, m in methods.items():
         vals = [_fmt(m[k]) for k in METRICS[:-1]]
         n = m["n"]
         vals.append(f"{int(n):8d}" if math.isfinite(n) else f"{'nan':>8s}")
         if coverage:
             vals.append(_fmt(coverage[name], digits=3))
-        print(f"{name:18s} " + " ".join(vals))
+        rows[name] = vals
+    columns = [*METRICS, "cover"] if coverage else METRICS
+    print(f"\n{title}\n" + method_table(rows, columns, name_width=18, width=8))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

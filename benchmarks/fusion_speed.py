@@ -101,7 +101,7 @@ def _blobs(rng: np.random.Generator, shape: tuple[int, int], cover: float, scale
 
 
 def _block_mean(a: np.ndarray, ratio: int) -> np.ndarray:
-    from lstfill.fusion.method import coarse_shape
+    from lstfill.fusion.nesting import coarse_shape
 
     h, w = a.shape
     ch, cw = coarse_shape((h, w), ratio)

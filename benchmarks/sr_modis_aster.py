@@ -30,9 +30,10 @@ which reproduces the README's 2.565 K; `reference_lstfill_bicubic_ndvi_grid` is 
 pixel-centre bicubic on the NDVI grid, so that its difference to `baseline_bicubic` isolates the
 placement.
 
-Methods: `model_sifnn1` and `model_sifnn2` (lstfill's SIF-NN-SR U-Net, trained here or loaded
-with --checkpoint), `baseline_bicubic`, `baseline_tsharp` (NDVI basis, LST >= 270 K in the fit)
-and `baseline_dms` (20 bagged trees, global model).
+Methods, the job's method table (`lstfill.superres.evaluate.all_methods`): `model_sifnn1` and
+`model_sifnn2` (lstfill's SIF-NN-SR U-Net, trained here or loaded with --checkpoint),
+`baseline_bicubic`, `baseline_tsharp` (NDVI basis, LST >= 270 K in the fit) and `baseline_dms`
+(20 bagged trees, global model).
 
 Training (without --checkpoint) is self-supervised on the MODIS LST and the aligned MODIS NDVI of
 DATA_DIR only: one 64x64 patch per pair, a seeded ~15 % of the pairs (at least 2) held out as
@@ -63,7 +64,6 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,14 +80,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lstfill.io import write_json  # noqa: E402
 from lstfill.method import load_method  # noqa: E402
+from lstfill.metrics import finite_mean  # noqa: E402
 from lstfill.raster import fill_nearest  # noqa: E402
 from lstfill.splits import TRAIN, VAL  # noqa: E402
-from lstfill.superres.baselines import bicubic, tsharp  # noqa: E402
+from lstfill.superres.baselines import Predict, bicubic  # noqa: E402
 from lstfill.superres.dataset import PatchPairs, normalisation  # noqa: E402
-from lstfill.superres.dms import dms  # noqa: E402
-from lstfill.superres.evaluate import quality_metrics  # noqa: E402
+from lstfill.superres.evaluate import all_methods, quality_metrics  # noqa: E402
 from lstfill.superres.method import METHODS, Sharpener, energy_residual  # noqa: E402
 from lstfill.superres.model import LossConfig  # noqa: E402
+from lstfill.tables import method_table  # noqa: E402
 from lstfill.training.checkpoint import save_checkpoint  # noqa: E402
 from lstfill.training.settings import TrainConfig  # noqa: E402
 
@@ -123,6 +124,15 @@ TRAIN_SETTINGS: dict[str, Any] = {
 }
 DMS_SETTINGS: dict[str, Any] = {"n_estimators": 20, "moving_window": 0, "seed": SEED}
 TSHARP_SETTINGS: dict[str, Any] = {"basis": "ndvi", "min_t": 270.0}
+# The two in the vocabulary of the job's `superres.baselines` block, for its method table.
+BASELINES_CONFIG = {
+    "baselines": {
+        "tsharp_basis": TSHARP_SETTINGS["basis"],
+        "min_t": TSHARP_SETTINGS["min_t"],
+        "dms_estimators": DMS_SETTINGS["n_estimators"],
+        "dms_moving_window": DMS_SETTINGS["moving_window"],
+    }
+}
 
 BICUBIC = "baseline_bicubic"
 BASELINES = (BICUBIC, "baseline_tsharp", "baseline_dms")
@@ -130,9 +140,6 @@ REF_README = "reference_bicubic_ndvi_grid"
 REF_LSTFILL = "reference_lstfill_bicubic_ndvi_grid"
 METRICS = ("rmse", "bias", "rmse_debiased", "psnr", "ssim", "gssim", "frr", "energy_residual")
 FILES = ("lst_1km.tif", "ndvi_250m.tif", "aster_lst.tif")
-
-Method = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
 
 # ------------------------------------------------------------------------------ data
 
@@ -341,18 +348,6 @@ def load_models(paths: list[Path]) -> tuple[dict[str, Sharpener], dict[str, Any]
 # ------------------------------------------------------------------------------ methods
 
 
-def model_method(model: Sharpener) -> Method:
-    return lambda lst, ndvi: model.predict(lst, ndvi, device="cpu")
-
-
-def baseline_methods(threads: int) -> dict[str, Method]:
-    return {
-        BICUBIC: lambda lst, ndvi: bicubic(lst, FACTOR),
-        "baseline_tsharp": lambda lst, ndvi: tsharp(lst, ndvi, FACTOR, **TSHARP_SETTINGS),
-        "baseline_dms": lambda lst, ndvi: dms(lst, ndvi, FACTOR, n_jobs=threads, **DMS_SETTINGS),
-    }
-
-
 def readme_bicubic(lst: np.ndarray) -> np.ndarray:
     """The README's bicubic: scipy zoom, order 3, mode "nearest" (corner-aligned)."""
     return ndimage.zoom(lst.astype(np.float32), FACTOR, order=3, mode="nearest")
@@ -414,7 +409,7 @@ def score_references(pair: Pair) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_pair(pair: Pair, methods: dict[str, Method], seconds: dict[str, float]) -> dict[str, Any]:
+def run_pair(pair: Pair, methods: dict[str, Predict], seconds: dict[str, float]) -> dict[str, Any]:
     products = {}
     for name, method in methods.items():
         t0 = time.perf_counter()
@@ -435,16 +430,10 @@ def run_pair(pair: Pair, methods: dict[str, Method], seconds: dict[str, float]) 
 # ------------------------------------------------------------------------------ summary
 
 
-def _mean(values: list[float]) -> float:
-    arr = np.asarray(values, dtype=np.float64)
-    arr = arr[np.isfinite(arr)]
-    return float(arr.mean()) if arr.size else math.nan
-
-
 def summarise(rows: list[dict[str, Any]], key: str, name: str, wins: bool) -> dict[str, Any]:
     vals = {m: [r[key][name][m] for r in rows] for m in METRICS}
     rmse = np.asarray(vals["rmse"], dtype=np.float64)
-    out: dict[str, Any] = {f"{m}_mean": _mean(vals[m]) for m in METRICS}
+    out: dict[str, Any] = {f"{m}_mean": finite_mean(vals[m]) for m in METRICS}
     out["rmse_median"] = float(np.nanmedian(rmse)) if np.isfinite(rmse).any() else math.nan
     if wins:
         ref = np.asarray([r[key][BICUBIC]["rmse"] for r in rows], dtype=np.float64)
@@ -456,14 +445,15 @@ def summarise(rows: list[dict[str, Any]], key: str, name: str, wins: bool) -> di
 
 def print_table(methods: dict[str, dict], refs: dict[str, dict]) -> None:
     cols = ("rmse", "ubrmse", "bias", "psnr", "ssim", "gssim", "frr", "energy", "wins")
-    print(f"\n{'method':36s} " + " ".join(f"{c:>7s}" for c in cols))
     keys = ("rmse", "rmse_debiased", "bias", "psnr", "ssim", "gssim", "frr", "energy_residual")
+    rows = {}
     for group in (methods, refs):
         for name, m in group.items():
             vals = [f"{m[f'{k}_mean']:7.3f}" for k in keys]
             wins = m.get("wins_vs_bicubic")
             vals.append(f"{wins:7.2f}" if wins is not None else f"{'-':>7s}")
-            print(f"{name:36s} " + " ".join(vals))
+            rows[name] = vals
+    print("\n" + method_table(rows, cols, name_width=36, width=7))
 
 
 # ------------------------------------------------------------------------------ main
@@ -503,8 +493,10 @@ def main(argv: list[str] | None = None) -> int:
         models, model_info = load_models(args.checkpoint)
     else:
         models, model_info = train_models(pairs, args.json, args.quick)
-    methods = {name: model_method(m) for name, m in models.items()}
-    methods.update(baseline_methods(args.threads))
+    # the job's method table: the models on the CPU, the baselines with this benchmark's settings
+    methods = all_methods(
+        models, BASELINES_CONFIG, FACTOR, "cpu", n_jobs=args.threads, seed=DMS_SETTINGS["seed"]
+    )
     seconds: dict[str, float] = {}
     rows = [run_pair(p, methods, seconds) for p in pairs]
     summary = {name: summarise(rows, "methods", name, wins=True) for name in methods}

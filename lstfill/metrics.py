@@ -10,7 +10,7 @@ score.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -52,6 +52,12 @@ def regression_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         "within_2k": float(np.mean(abs_err <= 2.0)),
         "within_3k": float(np.mean(abs_err <= 3.0)),
     }
+
+
+def finite_mean(values: Iterable[float]) -> float:
+    """Mean of the finite values (NaN if there is none): scores summarised over days or pairs."""
+    finite = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+    return float(finite.mean()) if finite.size else math.nan
 
 
 def interval_coverage(pred: np.ndarray, truth: np.ndarray, halfwidth: np.ndarray) -> float:
@@ -232,16 +238,14 @@ def ssim(
     ref: np.ndarray,
     mask: np.ndarray | None = None,
     data_range: float | None = None,
-    sigma: float = 1.5,
-    k1: float = 0.01,
-    k2: float = 0.03,
-    min_window_valid: float = 0.99,
+    **window: float,
 ) -> float:
-    """Mean SSIM (Wang et al. 2004, IEEE TIP 13:600) over the scored pixels of `ssim_map`.
+    """Mean SSIM (Wang et al. 2004, IEEE TIP 13:600) over the scored pixels of `ssim_map`, whose
+    window options (sigma, k1, k2, min_window_valid) `window` passes on.
 
     NaN when no pixel has a sufficiently valid window or the data range is not positive.
     """
-    smap, scored = ssim_map(pred, ref, mask, data_range, sigma, k1, k2, min_window_valid)
+    smap, scored = ssim_map(pred, ref, mask, data_range, **window)
     return float(smap[scored].mean()) if scored.any() else math.nan
 
 

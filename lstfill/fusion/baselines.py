@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from lstfill.fusion.coarse import CoarseSeries, coarse_at, interpolate_series
-from lstfill.fusion.method import ArrayScene, EfastSettings, Upsampler
+from lstfill.fusion.method import ArrayScene, EfastSettings
+from lstfill.fusion.nesting import Upsampler
 
 
 def _stack(scenes: Sequence[ArrayScene]) -> tuple[np.ndarray, np.ndarray]:

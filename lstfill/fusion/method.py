@@ -15,9 +15,10 @@ Remote Sensing 16:1833, sections 2.3-2.5, implemented from the paper's descripti
    distance to the nearest cloudy coarse pixel, ``clip((d - 1) / D, 0, 1)``, times a temporal
    Gaussian ``exp(-t^2 / 2 sigma^2)``; weights are normalised per coarse pixel and acquisitions
    whose mean share is below ``min_importance`` are dropped;
-3. the weights are upsampled bilinearly to the fine grid and give the weighted fine mosaic
-   ``HR_m`` and the matching coarse mosaic ``LR_m`` (both over the fine pixels each acquisition
-   really observed), and ``F = up(LR_p) + HR_m - LR_m`` (eq. 2).
+3. the weights are upsampled bilinearly to the fine grid (:mod:`lstfill.fusion.nesting`) and
+   give the weighted fine mosaic ``HR_m`` and the matching coarse mosaic ``LR_m`` (both over
+   the fine pixels each acquisition really observed), and ``F = up(LR_p) + HR_m - LR_m``
+   (eq. 2).
 
 Where the published code needs more than three coarse dates per pixel and loops over pixels in
 Python, this implementation is vectorised and takes any number of coarse dates: with an
@@ -41,6 +42,7 @@ import numpy as np
 from scipy import ndimage
 
 from lstfill.fusion.coarse import CoarseSeries, coarse_at
+from lstfill.fusion.nesting import Upsampler, block_count, coarse_shape
 
 FLAG_NO_FINE = 1  # no fine acquisition has weight here: the product is NaN
 FLAG_NO_COARSE = 2  # no coarse observation in the window: the product is NaN
@@ -137,25 +139,6 @@ class FusionResult:
 # --------------------------------------------------------------------------- weights
 
 
-def coarse_shape(fine_shape: tuple[int, int], ratio: int) -> tuple[int, int]:
-    """The coarse grid over a fine grid: one coarse pixel per `ratio` x `ratio` block (edges
-    rounded up, as :meth:`lstfill.grid.Grid.coarsen` does)."""
-    return math.ceil(fine_shape[0] / ratio), math.ceil(fine_shape[1] / ratio)
-
-
-def block_count(mask: np.ndarray, ratio: int) -> np.ndarray:
-    """Per coarse pixel, the number of True fine pixels in its block (partial edge blocks too)."""
-    h, w = mask.shape
-    ch, cw = coarse_shape((h, w), ratio)
-    m = np.asarray(mask, dtype=np.uint8)
-    if (h, w) != (ch * ratio, cw * ratio):
-        padded = np.zeros((ch * ratio, cw * ratio), dtype=np.uint8)
-        padded[:h, :w] = m
-        m = padded
-    rows = m.reshape(ch, ratio, cw * ratio).sum(axis=1, dtype=np.int32)
-    return rows.reshape(ch, cw, ratio).sum(axis=2)
-
-
 def masked_share(scene: FineScene, fine_shape: tuple[int, int], ratio: int, block_rows: int):
     """Per coarse pixel, the share of its fine pixels (inside the fine grid) not observed."""
     h, w = fine_shape
@@ -191,53 +174,6 @@ def acquisition_weights(
     with np.errstate(invalid="ignore", divide="ignore"):
         norm = np.where(total > 0, raw / np.where(total > 0, total, 1.0), 0.0)
     return raw, norm
-
-
-# --------------------------------------------------------------------------- upsampling
-
-
-def _axis_weights(start: int, stop: int, n_coarse: int, ratio: int):
-    """Bilinear source indices and fractions of fine pixels start..stop along one axis, pixel
-    centres aligned, clamped at the edges (nested grids: fine pixel i lies in coarse i // r)."""
-    pos = (np.arange(start, stop) + 0.5) / ratio - 0.5
-    pos = np.clip(pos, 0, n_coarse - 1)
-    i0 = np.floor(pos).astype(np.intp)
-    i1 = np.minimum(i0 + 1, n_coarse - 1)
-    return i0, i1, (pos - i0).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class Upsampler:
-    """Bilinear upsampling of coarse arrays onto a block of fine rows."""
-
-    rows: tuple[np.ndarray, np.ndarray, np.ndarray]
-    cols: tuple[np.ndarray, np.ndarray, np.ndarray]
-
-    @classmethod
-    def for_block(cls, rows: slice, width: int, coarse: tuple[int, int], ratio: int) -> Upsampler:
-        return cls(
-            _axis_weights(rows.start, rows.stop, coarse[0], ratio),
-            _axis_weights(0, width, coarse[1], ratio),
-        )
-
-    def __call__(self, a: np.ndarray) -> np.ndarray:
-        """(..., coarse rows, coarse cols) -> (..., block rows, width); NaN propagates."""
-        r0, r1, fr = self.rows
-        c0, c1, fc = self.cols
-        a = np.asarray(a, dtype=np.float32)
-        rows = a[..., r0, :] * (1 - fr)[:, None] + a[..., r1, :] * fr[:, None]
-        return rows[..., c0] * (1 - fc) + rows[..., c1] * fc
-
-    def masked(self, a: np.ndarray) -> np.ndarray:
-        """Like calling it, but NaN coarse pixels are left out of the interpolation (the weights
-        renormalised over the valid neighbours); NaN only where every neighbour is NaN."""
-        ok = np.isfinite(a)
-        if ok.all():
-            return self(a)
-        num = self(np.where(ok, a, 0.0))
-        den = self(ok.astype(np.float32))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 1e-6, num / den, np.nan).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- fusion

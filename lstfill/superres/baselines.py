@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -60,6 +60,11 @@ def check_fine_shape(
         )
 
 
+def repeat_blocks(coarse: np.ndarray, factor: int) -> np.ndarray:
+    """Each pixel of a coarse (h, w) array repeated over its factor x factor fine block."""
+    return np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)
+
+
 def bicubic(lst_coarse: np.ndarray, factor: int) -> np.ndarray:
     """Cubic-spline upsampling of a coarse (h, w) field to the aligned (h*factor, w*factor) grid.
 
@@ -78,7 +83,7 @@ def bicubic(lst_coarse: np.ndarray, factor: int) -> np.ndarray:
     crop = _SPLINE_PAD * factor
     fine = fine[crop:-crop, crop:-crop].astype(np.float32)
     if invalid.any():
-        fine[np.repeat(np.repeat(invalid, factor, axis=0), factor, axis=1)] = np.nan
+        fine[repeat_blocks(invalid, factor)] = np.nan
     return fine
 
 
@@ -108,18 +113,21 @@ def fractional_cover(
     return (1.0 - ratio**FC_EXPONENT).astype(np.float32)
 
 
-def _fine_basis(
-    ndvi_fine: np.ndarray, lst_shape: tuple[int, int], factor: int, basis: Basis
-) -> np.ndarray:
-    """Validate the fine NDVI and return the fine basis (NDVI or f_c) as float32 (H, W)."""
+def _tsharp_inputs(
+    lst_coarse: np.ndarray, ndvi_fine: np.ndarray, factor: int, basis: Basis
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """Validate TsHARP's inputs: the coarse LST (float64), the factor and the fine basis (NDVI
+    or f_c) as float32 (H, W)."""
+    lst_c = check_coarse(lst_coarse)
+    factor = check_factor(factor)
     ndvi = np.asarray(ndvi_fine, dtype=np.float32)
     if ndvi.ndim != 2:
         raise ValueError(f"fine NDVI must be 2-D (H, W), got shape {ndvi.shape}")
-    check_fine_shape(ndvi.shape, lst_shape, factor, "fine NDVI")
+    check_fine_shape(ndvi.shape, lst_c.shape, factor, "fine NDVI")
     if basis == "ndvi":
-        return ndvi
+        return lst_c, factor, ndvi
     if basis == "fc":
-        return fractional_cover(ndvi)
+        return lst_c, factor, fractional_cover(ndvi)
     raise ValueError(f"basis must be 'ndvi' or 'fc', got {basis!r}")
 
 
@@ -162,9 +170,7 @@ def fit_tsharp(
     homogeneous_share: float = 1.0,
 ) -> tuple[float, float]:
     """Fit the TsHARP line LST_c = a0 + a1 * basis_c on the coarse grid; return (a0, a1)."""
-    lst_c = check_coarse(lst_coarse)
-    factor = check_factor(factor)
-    basis_fine = _fine_basis(ndvi_fine, lst_c.shape, factor, basis)
+    lst_c, factor, basis_fine = _tsharp_inputs(lst_coarse, ndvi_fine, factor, basis)
     return _fit_line(lst_c, basis_fine, factor, min_t, homogeneous_share)
 
 
@@ -205,9 +211,7 @@ def tsharp(
     Coarse pixels below `min_t` (likely cloud-contaminated) are left out of the fit but still
     sharpened. NaN where the fine NDVI or the coarse LST is NaN.
     """
-    lst_c = check_coarse(lst_coarse)
-    factor = check_factor(factor)
-    basis_fine = _fine_basis(ndvi_fine, lst_c.shape, factor, basis)
+    lst_c, factor, basis_fine = _tsharp_inputs(lst_coarse, ndvi_fine, factor, basis)
     a0, a1 = _fit_line(lst_c, basis_fine, factor, min_t, homogeneous_share)
     pred = (a0 + a1 * basis_fine.astype(np.float64)).astype(np.float32)
     if aggregate == "mean":
@@ -216,12 +220,12 @@ def tsharp(
         offset = _t4_offsets(pred, lst_c, factor)
     else:
         raise ValueError(f"aggregate must be 'mean' or 't4', got {aggregate!r}")
-    fine_offset = np.repeat(np.repeat(offset, factor, axis=0), factor, axis=1)
-    return (pred + fine_offset).astype(np.float32)
+    return (pred + repeat_blocks(offset, factor)).astype(np.float32)
 
 
-def baseline_methods(cfg: dict, factor: int) -> dict[str, Predict]:
-    """The classical baselines with the model's inputs: coarse LST and fine NDVI."""
+def baseline_methods(cfg: dict, factor: int, **dms_settings: Any) -> dict[str, Predict]:
+    """The classical baselines with the model's inputs: coarse LST and fine NDVI, set by the
+    job's ``baselines`` block; `dms_settings` are further `DmsConfig` fields (n_jobs, seed)."""
     from lstfill.superres.dms import dms  # scikit-learn: evaluation only
 
     b = cfg["baselines"]
@@ -236,5 +240,6 @@ def baseline_methods(cfg: dict, factor: int) -> dict[str, Predict]:
             factor,
             n_estimators=b["dms_estimators"],
             moving_window=b["dms_moving_window"],
+            **dms_settings,
         ),
     }

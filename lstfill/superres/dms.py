@@ -3,36 +3,28 @@
 Gao, Kustas & Anderson (2012), "A data mining approach for sharpening thermal satellite imagery
 over land", Remote Sens. 4:3287-3319, doi:10.3390/rs4113287.
 
-Regression trees with a linear model in each leaf are trained between coarse LST and the fine
-predictors aggregated to the coarse grid (favouring homogeneous coarse pixels), applied to the
-fine predictors, optionally blended with local (moving-window) models, and finally corrected so
-the result aggregates back to the coarse observation (energy conservation, in T^4 space).
-
-Implemented from the paper's description: a bag of trees (bootstrap samples) replaces the
-Cubist rule-based model; leaf models are weighted ridge-stabilised least squares whose output is
-clipped to the leaf's target range widened by `extrapolation` on each side.
+Regression trees with a linear model in each leaf (`lstfill.superres.dms_trees`) are trained
+between coarse LST and the fine predictors aggregated to the coarse grid (favouring homogeneous
+coarse pixels), applied to the fine predictors, optionally blended with local (moving-window)
+models, and finally corrected so the result aggregates back to the coarse observation (energy
+conservation, in T^4 space). This module is that driver: the coarse samples and their weights,
+the local models and their blending, and the residual correction.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
-from sklearn.tree import DecisionTreeRegressor
 
 from lstfill.raster import block_mean_t4, block_view, check_factor
-from lstfill.superres.baselines import bicubic, check_coarse, check_fine_shape
+from lstfill.superres.baselines import bicubic, check_coarse, check_fine_shape, repeat_blocks
+from lstfill.superres.dms_trees import fit_bag, predict_fine, thread_map
 
 log = logging.getLogger(__name__)
-
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 # Lower bound on scaled homogeneity weights, so every training sample keeps some influence.
 _MIN_WEIGHT = 1e-3
@@ -42,7 +34,14 @@ _MIN_RESIDUAL = 1e-6
 
 @dataclass(frozen=True)
 class DmsConfig:
-    """All DMS settings; `dms()` exposes the common ones as keyword arguments."""
+    """All DMS settings, which `dms()` takes as keyword arguments.
+
+    `n_estimators` bagged trees of at most `global_leaves` leaves (`local_leaves` for the local
+    models on windows of `moving_window` coarse pixels, widened by `window_extension` per side;
+    0: global model only); samples above the `cv_threshold_percentile`-th CV get half weight;
+    `residual_iterations` passes of residual correction (the paper uses one); `n_jobs` threads
+    (-1: all available CPUs) over row chunks of `chunk_rows` fine rows.
+    """
 
     n_estimators: int = 20
     moving_window: int = 0
@@ -75,17 +74,6 @@ class DmsConfig:
 
 
 @dataclass(frozen=True)
-class _LeafLinearTree:
-    """A fitted regression tree plus per-node linear models indexed by `tree.apply` leaf id."""
-
-    tree: DecisionTreeRegressor
-    coef: np.ndarray  # (n_nodes, C) float64
-    intercept: np.ndarray  # (n_nodes,) float64
-    lo: np.ndarray  # (n_nodes,) lower clip bound
-    hi: np.ndarray  # (n_nodes,) upper clip bound
-
-
-@dataclass(frozen=True)
 class _CoarseSamples:
     """Coarse training set: features, targets and homogeneity weights over a (h, w) mask."""
 
@@ -93,26 +81,6 @@ class _CoarseSamples:
     features: np.ndarray  # (h, w, C) float32 block means (NaN where invalid)
     weights: np.ndarray  # (h, w) float64 (0 where no sample)
     cv_threshold: float
-
-
-def _n_workers(n_jobs: int) -> int:
-    """Number of worker threads for `n_jobs` (-1 = all CPUs available to this process)."""
-    if n_jobs == -1 or n_jobs == 0:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # pragma: no cover - non-Linux
-            return max(1, os.cpu_count() or 1)
-    return max(1, n_jobs)
-
-
-def _map(fn: Callable[[_T], _R], items: Iterable[_T], n_jobs: int) -> list[_R]:
-    """Ordered map, on a thread pool when n_jobs > 1 (trees and numpy release the GIL)."""
-    items = list(items)
-    workers = min(_n_workers(n_jobs), len(items))
-    if workers <= 1:
-        return [fn(item) for item in items]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, items))
 
 
 def _as_bands(
@@ -179,126 +147,6 @@ def _coarse_samples(
     return _CoarseSamples(mask, mean.astype(np.float32), weights, threshold)
 
 
-def _leaf_models(
-    x: np.ndarray,
-    y: np.ndarray,
-    w: np.ndarray,
-    leaf: np.ndarray,
-    n_nodes: int,
-    alpha: float,
-    extrapolation: float,
-) -> tuple[np.ndarray, ...]:
-    """Weighted ridge line per leaf (normal equations via bincount, one batched solve).
-
-    Features are standardised for the solve (alpha is relative to the leaf weight in
-    standardised units, the intercept is not penalised) and mapped back. Returns coef,
-    intercept, lo, hi arrays indexed by node id.
-    """
-    n_feat = x.shape[1]
-    mu, sd = x.mean(axis=0), x.std(axis=0)
-    sd[sd == 0] = 1.0
-    design = np.column_stack([np.ones(len(x)), (x - mu) / sd])
-    gram = np.empty((n_nodes, n_feat + 1, n_feat + 1))
-    rhs = np.empty((n_nodes, n_feat + 1))
-    for p in range(n_feat + 1):
-        wp = w * design[:, p]
-        rhs[:, p] = np.bincount(leaf, weights=wp * y, minlength=n_nodes)
-        for q in range(p, n_feat + 1):
-            gram[:, p, q] = gram[:, q, p] = np.bincount(leaf, wp * design[:, q], n_nodes)
-    total = gram[:, 0, 0]
-    idx = np.arange(1, n_feat + 1)
-    gram[:, idx, idx] += alpha * total[:, None] + 1e-12
-    used = total > 0
-    beta = np.zeros((n_nodes, n_feat + 1))
-    beta[used] = np.linalg.solve(gram[used], rhs[used][..., None])[..., 0]
-    coef = beta[:, 1:] / sd
-    intercept = beta[:, 0] - coef @ mu
-    lo, hi = np.full(n_nodes, np.inf), np.full(n_nodes, -np.inf)
-    np.minimum.at(lo, leaf, y)
-    np.maximum.at(hi, leaf, y)
-    margin = extrapolation * np.where(used, hi - lo, 0.0)
-    return coef, intercept, lo - margin, hi + margin
-
-
-def _fit_tree(
-    x: np.ndarray,
-    y: np.ndarray,
-    w: np.ndarray,
-    max_leaves: int,
-    cfg: DmsConfig,
-    seed: np.random.SeedSequence,
-) -> _LeafLinearTree:
-    """Fit one bagged member: a tree on a bootstrap sample, then linear models in its leaves.
-
-    The bootstrap is expressed as multiplicity weights on the distinct drawn samples (as in
-    random forests): the same weighted fit as on duplicated rows, on ~63 % of the rows.
-    """
-    rng = np.random.default_rng(seed)
-    counts = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y))
-    drawn = np.flatnonzero(counts)
-    xb, yb, wb = x[drawn], y[drawn], w[drawn] * counts[drawn]
-    tree = DecisionTreeRegressor(
-        max_leaf_nodes=max(2, max_leaves),
-        min_samples_leaf=cfg.min_samples_leaf,
-        random_state=int(rng.integers(2**31 - 1)),
-    )
-    tree.fit(xb, yb, sample_weight=wb)
-    leaf = tree.apply(xb)
-    coef, intercept, lo, hi = _leaf_models(
-        xb.astype(np.float64),
-        yb,
-        wb,
-        leaf,
-        tree.tree_.node_count,
-        cfg.ridge_alpha,
-        cfg.extrapolation,
-    )
-    return _LeafLinearTree(tree, coef, intercept, lo, hi)
-
-
-def _fit_bag(
-    x: np.ndarray,
-    y: np.ndarray,
-    w: np.ndarray,
-    max_leaves: int,
-    cfg: DmsConfig,
-    seed: np.random.SeedSequence,
-    n_jobs: int,
-) -> list[_LeafLinearTree]:
-    """Fit `cfg.n_estimators` bagged leaf-linear trees; deterministic given `seed`."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    seeds = seed.spawn(cfg.n_estimators)
-    return _map(lambda s: _fit_tree(x, y, w, max_leaves, cfg, s), seeds, n_jobs)
-
-
-def _predict_pixels(models: list[_LeafLinearTree], x: np.ndarray) -> np.ndarray:
-    """Mean prediction of the bag for finite float32 features x (n, C); float64 (n,)."""
-    x64 = x.astype(np.float64)
-    total = np.zeros(len(x))
-    for m in models:
-        leaf = m.tree.apply(x, check_input=False)
-        pred = m.intercept[leaf] + np.einsum("nc,nc->n", x64, m.coef[leaf])
-        total += np.clip(pred, m.lo[leaf], m.hi[leaf])
-    return total / len(models)
-
-
-def _predict_fine(
-    models: list[_LeafLinearTree], bands: np.ndarray, chunk_rows: int, n_jobs: int
-) -> np.ndarray:
-    """Apply the bag to fine predictors (C, H, W) in row chunks; float32 (H, W), NaN if invalid."""
-    out = np.full(bands.shape[1:], np.nan, dtype=np.float32)
-
-    def run(r0: int) -> None:
-        chunk = bands[:, r0 : r0 + chunk_rows]
-        valid = np.isfinite(chunk).all(axis=0)
-        if valid.any():
-            x = np.ascontiguousarray(chunk[:, valid].T)
-            out[r0 : r0 + chunk_rows][valid] = _predict_pixels(models, x)
-
-    _map(run, range(0, bands.shape[1], chunk_rows), n_jobs)
-    return out
-
-
 def _train_arrays(
     samples: _CoarseSamples, lst_c: np.ndarray, rows: slice = slice(None), cols: slice = slice(None)
 ) -> tuple[np.ndarray, ...]:
@@ -340,21 +188,21 @@ def _local_prediction(
         if len(y) < 2:
             return False
         seed = np.random.SeedSequence(cfg.seed, spawn_key=(1, k))
-        models = _fit_bag(x, y, wt, cfg.local_leaves, cfg, seed, n_jobs=1)
+        models = fit_bag(x, y, wt, cfg.local_leaves, cfg, seed, n_jobs=1)
         fine_rows = slice(rows.start * factor, rows.stop * factor)
         fine_cols = slice(cols.start * factor, cols.stop * factor)
-        out[fine_rows, fine_cols] = _predict_fine(
+        out[fine_rows, fine_cols] = predict_fine(
             models, bands[:, fine_rows, fine_cols], cfg.chunk_rows, n_jobs=1
         )
         return True
 
-    fitted = _map(run, enumerate(windows), cfg.n_jobs)
+    fitted = thread_map(run, enumerate(windows), cfg.n_jobs)
     return out, int(sum(fitted))
 
 
-def _model_residual(lst_c: np.ndarray, pred: np.ndarray, factor: int) -> np.ndarray:
-    """|T_c - (mean T^4)^(1/4) of a fine prediction| per coarse pixel (NaN where undefined)."""
-    return np.abs(lst_c - block_mean_t4(pred, factor, min_valid=1e-9))
+def _coarse_residual(lst_c: np.ndarray, pred: np.ndarray, factor: int) -> np.ndarray:
+    """T_c - (mean T^4)^(1/4) of a fine prediction, per coarse pixel (NaN where undefined)."""
+    return lst_c - block_mean_t4(pred, factor, min_valid=1e-9)
 
 
 def _blend(
@@ -362,8 +210,8 @@ def _blend(
 ) -> np.ndarray:
     """Blend local and global fine predictions in T^4 space, weighting each coarse pixel by the
     inverse squared coarse residual of each model; falls back to global where local is NaN."""
-    inv_l = np.maximum(_model_residual(lst_c, local, factor), _MIN_RESIDUAL) ** -2.0
-    inv_g = np.maximum(_model_residual(lst_c, glob, factor), _MIN_RESIDUAL) ** -2.0
+    inv_l = np.maximum(np.abs(_coarse_residual(lst_c, local, factor)), _MIN_RESIDUAL) ** -2.0
+    inv_g = np.maximum(np.abs(_coarse_residual(lst_c, glob, factor)), _MIN_RESIDUAL) ** -2.0
     w_local = inv_l / (inv_l + inv_g)
     w_local = np.where(np.isfinite(inv_g), w_local, 0.5)  # no coarse LST: equal weights
     w_local = np.where(np.isfinite(inv_l), w_local, 0.0)  # no local model output
@@ -371,7 +219,7 @@ def _blend(
     step = max(1, chunk_rows // factor)
     for r0 in range(0, lst_c.shape[0], step):
         rows = slice(r0 * factor, (r0 + step) * factor)
-        wl = np.repeat(np.repeat(w_local[r0 : r0 + step], factor, axis=0), factor, axis=1)
+        wl = repeat_blocks(w_local[r0 : r0 + step], factor)
         loc4 = np.nan_to_num(local[rows].astype(np.float64) ** 4)
         glob4 = glob[rows].astype(np.float64) ** 4
         out[rows] = (wl * loc4 + (1.0 - wl) * glob4) ** 0.25
@@ -387,7 +235,7 @@ def _correct_residual(
     each further pass shrinks it about threefold.
     """
     for _ in range(iterations):
-        pred = pred + bicubic(lst_c - block_mean_t4(pred, factor, min_valid=1e-9), factor)
+        pred = pred + bicubic(_coarse_residual(lst_c, pred, factor), factor)
     return pred
 
 
@@ -397,15 +245,27 @@ def _rms(values: np.ndarray) -> float:
     return float(np.sqrt(np.mean(finite**2))) if finite.size else float("nan")
 
 
-def sharpen_dms(
+def dms(
     lst_coarse: np.ndarray,
     predictors_fine: np.ndarray,
     factor: int,
-    config: DmsConfig | None = None,
+    *,
     info: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> np.ndarray:
-    """DMS with a full `DmsConfig`; see `dms`. If `info` is a dict it receives diagnostics."""
-    cfg = config or DmsConfig()
+    """Sharpen coarse LST (h, w) with fine predictors (C, H, W) or (H, W) by the Data Mining
+    Sharpener; return float32 (H, W) in K. `settings` are `DmsConfig` fields.
+
+    Leaf-linear regression trees (bagged, seeded) are fitted on coarse pixels, weighted by
+    homogeneity, and applied at fine scale; with `moving_window` > 0, local models on windows of
+    that many coarse pixels are blended with the global one. The residual to the coarse LST
+    (in T^4 aggregation) is interpolated bicubically and added (`residual_iterations` passes;
+    the paper uses one). NaN where any fine predictor or the coarse LST is NaN; coarse NaN
+    pixels are not used for training. `n_jobs` threads (-1: all available CPUs) fit the trees
+    and predict row chunks of `chunk_rows` fine rows; the result depends on neither. If `info`
+    is a dict it receives diagnostics.
+    """
+    cfg = DmsConfig(**settings)
     lst_c = check_coarse(lst_coarse)
     factor = check_factor(factor)
     bands = _as_bands(predictors_fine, lst_c.shape, factor)
@@ -413,17 +273,17 @@ def sharpen_dms(
     x, y, w = _train_arrays(samples, lst_c)
     if len(y) < 2:
         raise ValueError(f"DMS needs at least 2 coarse training pixels, got {len(y)}")
-    models = _fit_bag(x, y, w, cfg.global_leaves, cfg, np.random.SeedSequence(cfg.seed), cfg.n_jobs)
-    pred = _predict_fine(models, bands, cfg.chunk_rows, cfg.n_jobs)
+    models = fit_bag(x, y, w, cfg.global_leaves, cfg, np.random.SeedSequence(cfg.seed), cfg.n_jobs)
+    pred = predict_fine(models, bands, cfg.chunk_rows, cfg.n_jobs)
     n_local = 0
     if cfg.moving_window > 0:
         local, n_local = _local_prediction(lst_c, bands, factor, samples, cfg)
         pred = _blend(lst_c, local, pred, factor, cfg.chunk_rows)
-    rms_before = _rms(lst_c - block_mean_t4(pred, factor, min_valid=1e-9))
+    rms_before = _rms(_coarse_residual(lst_c, pred, factor))
     if cfg.residual_correction:
         pred = _correct_residual(lst_c, pred, factor, cfg.residual_iterations)
-    pred[np.repeat(np.repeat(~np.isfinite(lst_c), factor, axis=0), factor, axis=1)] = np.nan
-    rms_after = _rms(lst_c - block_mean_t4(pred, factor, min_valid=1e-9))
+    pred[repeat_blocks(~np.isfinite(lst_c), factor)] = np.nan
+    rms_after = _rms(_coarse_residual(lst_c, pred, factor))
     log.debug(
         "DMS: %d samples, %d local models, coarse residual RMS %.3f K -> %.3f K",
         len(y),
@@ -440,44 +300,3 @@ def sharpen_dms(
             residual_rms_after=rms_after,
         )
     return pred.astype(np.float32, copy=False)
-
-
-def dms(
-    lst_coarse: np.ndarray,
-    predictors_fine: np.ndarray,
-    factor: int,
-    *,
-    n_estimators: int = 20,
-    moving_window: int = 0,
-    cv_threshold_percentile: float = 80.0,
-    extrapolation: float = 0.25,
-    seed: int = 0,
-    residual_correction: bool = True,
-    residual_iterations: int = 1,
-    chunk_rows: int = 512,
-    n_jobs: int = -1,
-    info: dict[str, Any] | None = None,
-) -> np.ndarray:
-    """Sharpen coarse LST (h, w) with fine predictors (C, H, W) or (H, W) by the Data Mining
-    Sharpener; return float32 (H, W) in K.
-
-    Leaf-linear regression trees (bagged, seeded) are fitted on coarse pixels, weighted by
-    homogeneity, and applied at fine scale; with `moving_window` > 0, local models on windows of
-    that many coarse pixels are blended with the global one. The residual to the coarse LST
-    (in T^4 aggregation) is interpolated bicubically and added (`residual_iterations` passes;
-    the paper uses one). NaN where any fine predictor or the coarse LST is NaN; coarse NaN
-    pixels are not used for training. `n_jobs` threads (-1: all available CPUs) fit the trees
-    and predict row chunks of `chunk_rows` fine rows; the result depends on neither.
-    """
-    cfg = DmsConfig(
-        n_estimators=n_estimators,
-        moving_window=moving_window,
-        cv_threshold_percentile=cv_threshold_percentile,
-        extrapolation=extrapolation,
-        seed=seed,
-        residual_correction=residual_correction,
-        residual_iterations=residual_iterations,
-        chunk_rows=chunk_rows,
-        n_jobs=n_jobs,
-    )
-    return sharpen_dms(lst_coarse, predictors_fine, factor, cfg, info)

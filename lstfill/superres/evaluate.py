@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,10 @@ from lstfill.device import job_device
 from lstfill.errors import InputError
 from lstfill.io import read_raster
 from lstfill.method import load_method
-from lstfill.metrics import _valid, bias, gssim, psnr, rmse, rmse_debiased, ssim
+from lstfill.metrics import _valid, bias, finite_mean, gssim, psnr, rmse, rmse_debiased, ssim
 from lstfill.superres.baselines import Predict, baseline_methods
 from lstfill.superres.inputs import read_day_scene
-from lstfill.superres.method import DEVICE_KEY, METHODS, energy_residual
+from lstfill.superres.method import DEVICE_KEY, METHODS, Sharpener, energy_residual
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +214,16 @@ def quality_metrics(
     }
 
 
-def _mean(values: list[float]) -> float:
-    v = [x for x in values if math.isfinite(x)]
-    return float(np.mean(v)) if v else math.nan
+def all_methods(
+    models: Mapping[str, Sharpener], cfg: dict, factor: int, device: Any, **dms_settings: Any
+) -> dict[str, Predict]:
+    """Every model (under its key in `models`) and every baseline (`baseline_methods`, given
+    `dms_settings`), each a `Predict` on (coarse LST, fine NDVI); the models run on `device`."""
+    methods: dict[str, Predict] = {
+        name: (lambda lst, ndvi, m=m: m.predict(lst, ndvi, device)) for name, m in models.items()
+    }
+    methods.update(baseline_methods(cfg, factor, **dms_settings))
+    return methods
 
 
 def score_test_days(
@@ -250,11 +257,7 @@ def score_test_days(
                 f"shape {truth.shape} is not the scene's fine grid "
                 f"{scene.ndvi.shape} ({scene_path})",
             )
-        methods: dict[str, Predict] = {
-            name: (lambda lst, ndvi, m=m: m.predict(lst, ndvi, device))
-            for name, m in models.items()
-        }
-        methods.update(baseline_methods(cfg, scene.factor))
+        methods = all_methods(models, cfg, scene.factor, device)
         outputs = {name: fn(scene.lst, scene.ndvi) for name, fn in methods.items()}
         mask = np.isfinite(truth) & np.all([np.isfinite(o) for o in outputs.values()], axis=0)
         if not mask.any():
@@ -279,7 +282,7 @@ def score_test_days(
     keys = [k for k in per_day[0]["methods"][names[0]] if k != "n"]
     summary = {
         name: {
-            **{k: _mean([d["methods"][name][k] for d in per_day]) for k in keys},
+            **{k: finite_mean([d["methods"][name][k] for d in per_day]) for k in keys},
             "n_pixels": int(sum(d["n"] for d in per_day)),
         }
         for name in names

@@ -13,6 +13,8 @@ import rasterio
 from affine import Affine
 from conftest import load_benchmark
 
+from lstfill.io import write_cog
+
 R = 4
 SIZE = 24  # fine pixels per side; the coarse grid is 6 x 6
 FINE_T = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4600000.0)
@@ -27,18 +29,7 @@ speed = load_benchmark("fusion_speed")
 
 
 def _write(path: Path, data: np.ndarray, transform: Affine) -> None:
-    profile = {
-        "driver": "GTiff",
-        "height": data.shape[0],
-        "width": data.shape[1],
-        "count": 1,
-        "dtype": "float32",
-        "crs": "EPSG:32633",
-        "transform": transform,
-        "nodata": float("nan"),
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data.astype(np.float32), 1)
+    write_cog(path, data.astype(np.float32), transform, "EPSG:32633", nodata=float("nan"))
 
 
 def _base() -> np.ndarray:

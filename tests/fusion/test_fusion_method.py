@@ -1,4 +1,5 @@
-"""EFAST (lstfill.fusion.method, .coarse) and the fusion baselines on small arrays, by hand."""
+"""EFAST (lstfill.fusion.method, .coarse, .nesting) and the fusion baselines on small arrays,
+by hand."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from lstfill.fusion.method import (
     FLAG_NO_FINE,
     ArrayScene,
     EfastSettings,
-    Upsampler,
     acquisition_weights,
     cloud_distance,
     fuse,
     masked_share,
 )
+from lstfill.fusion.nesting import Upsampler
 
 R = 4  # fine pixels per coarse pixel
 H = W = 32  # fine grid; the coarse grid is 8 x 8

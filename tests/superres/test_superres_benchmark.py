@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 from affine import Affine
 from conftest import load_benchmark
 from rasterio.crs import CRS
 from rasterio.warp import Resampling, reproject, transform_bounds
 from scipy import ndimage
+
+from lstfill.io import write_cog
 
 SINU = CRS.from_string("+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs")
 UTM = CRS.from_epsg(32631)
@@ -29,18 +30,7 @@ bench = load_benchmark("sr_modis_aster")
 
 
 def _write(path: Path, data: np.ndarray, transform: Affine, crs: CRS) -> None:
-    profile = {
-        "driver": "GTiff",
-        "height": data.shape[0],
-        "width": data.shape[1],
-        "count": 1,
-        "dtype": "float32",
-        "crs": crs,
-        "transform": transform,
-        "nodata": float("nan"),
-    }
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data.astype(np.float32), 1)
+    write_cog(path, data.astype(np.float32), transform, crs, nodata=float("nan"))
 
 
 def _ndvi_of(truth: np.ndarray) -> np.ndarray:
