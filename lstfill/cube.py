@@ -112,8 +112,8 @@ def _dataset(
 
 
 def write_cube(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write a cube (or any dataset on a region grid) in the cube encoding: float32, zlib level 4,
-    uint8 flags without fill, time in seconds since 1970; atomically (no partial file on failure)."""
+    """Write a cube (or any dataset on a region grid) in the cube encoding (float32, zlib level
+    4, uint8 flags without fill, time in seconds since 1970), atomically: no partial file."""
     encoding = {}
     for name, var in ds.data_vars.items():
         enc: dict[str, Any] = {"zlib": True, "complevel": 4}

@@ -1,24 +1,39 @@
-"""What every provider shares: the region it searches, the file references it returns, its error.
+"""What every provider shares: the interface, the region it searches, the file references it
+returns, its error.
 
-A provider is a small module with two functions::
+A provider (ecostress, srtm, modis, sentinel2, sentinel3, inca) is a module with one shape,
+:class:`Provider`::
 
-    search(area: Area, start: date, end: date, settings: dict, ...) -> list[FileRef]
-    download(refs: list[FileRef], dest: Path, settings: dict, ...) -> list[Path]
+    ACCOUNT: str | None  # "earthdata", "sentinelhub", or None (no login)
+    search(area, start, end, settings, *, creds=None) -> list[FileRef]
+    download(refs, dest, settings, *, creds=None, fetcher=None) -> list[Path]
 
 `search` asks the catalogue what exists; `download` fetches it with :class:`~lstfill.download.
 fetch.Fetcher` into `dest` under the names the readers parse. Both take the provider's part of
-the config (``regions.<name>.download.<source>``) as `settings`.
+the config (``regions.<name>.download.<source>``) as `settings` and the `ACCOUNT`'s credentials
+as `creds` (looked up when None and needed); `fetcher` replaces the one `download` would make.
+A provider whose settings can point at a server with a login of its own (MODIS Data Pool
+mirrors with a ~/.netrc entry) also has ``own_login(settings) -> bool``: True where the account
+is then not needed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pyproj import Transformer
 
 from lstfill.errors import LstfillError
 from lstfill.grid import Grid, grid_from_config
+
+if TYPE_CHECKING:
+    from lstfill.download.fetch import Fetcher
+
+ACCOUNTS = ("earthdata", "sentinelhub")  # what a provider's ACCOUNT may name (or None)
 
 
 class DownloadError(LstfillError):
@@ -78,3 +93,29 @@ def lonlat_bbox(grid: Grid, densify: int = 21) -> tuple[float, float, float, flo
     to_ll = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True)
     left, bottom, right, top = to_ll.transform_bounds(x0, y0, x1, y1, densify_pts=densify)
     return (float(left), float(bottom), float(right), float(top))
+
+
+class Provider(Protocol):
+    """A provider module (see the module docstring); `creds` are the `ACCOUNT`'s credentials."""
+
+    ACCOUNT: str | None
+
+    def search(
+        self,
+        area: Area,
+        start: dt.date | None,
+        end: dt.date | None,
+        settings: dict[str, Any] | None,
+        *,
+        creds: Any = None,
+    ) -> list[FileRef]: ...
+
+    def download(
+        self,
+        refs: Sequence[FileRef],
+        dest: str | Path,
+        settings: dict[str, Any] | None,
+        *,
+        creds: Any = None,
+        fetcher: Fetcher | None = None,
+    ) -> list[Path]: ...

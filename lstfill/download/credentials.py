@@ -4,6 +4,9 @@ Each service looks in the environment first, then in the secrets file (``config/
 or the file named by ``LSTFILL_SECRETS``), then, for NASA Earthdata, in ~/.netrc. Messages and
 logs name where a credential came from, never its value; a pair given by halves is an error
 rather than a silent fall-through, so a typo does not end in a confusing login failure.
+
+One module on purpose (about 400 lines): the lookup order, the help messages and the no-leak
+rules are one policy for every service, and they read best side by side.
 """
 
 from __future__ import annotations

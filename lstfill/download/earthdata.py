@@ -1,4 +1,5 @@
-"""NASA Earthdata: login, the authenticated session, CMR granule search and granule file refs.
+"""NASA Earthdata: login, the authenticated session, CMR granule search, granule file refs and
+the transfer.
 
 Shared by the ECOSTRESS, SRTM and MODIS providers (all LP DAAC cloud collections, provider
 LPCLOUD). The catalogue is searched through earthaccess; the files are fetched by our
@@ -23,7 +24,8 @@ from earthaccess.exceptions import LoginAttemptFailure
 
 from lstfill.download.base import AuthError, DownloadError, FileRef
 from lstfill.download.credentials import EarthdataCredentials, earthdata_credentials, redact
-from lstfill.download.fetch import Fetcher, FetchPolicy, public_url
+from lstfill.download.fetch import Fetcher, FetchPolicy
+from lstfill.download.http import public_url
 
 PROVIDER = "earthdata"
 POLICY = FetchPolicy(concurrency=4)
@@ -98,16 +100,19 @@ def make_fetcher(
     return Fetcher(PROVIDER, session(login(creds)), POLICY, CREDENTIAL_HINT)
 
 
-def download_refs(
+def download(
     refs: Sequence[FileRef],
     dest: str | Path,
+    settings: dict[str, Any] | None,
     *,
     creds: EarthdataCredentials | None = None,
     fetcher: Fetcher | None = None,
     purpose: str = "NASA Earthdata downloads",
 ) -> list[Path]:
-    """Fetch `refs` into `dest` under their own names, logging in only if there is something to
-    fetch and no `fetcher` is given."""
+    """The ``download`` of the Earthdata providers: fetch `refs` into `dest` under their own
+    names, logging in only if there is something to fetch and no `fetcher` is given; `purpose`
+    names the downloads in the message when no credentials are found. `settings` are not read
+    (the transfer needs none), but the providers' download takes them."""
     if not refs:
         return []
     fetcher = fetcher or make_fetcher(creds, purpose=purpose)

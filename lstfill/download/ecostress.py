@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import earthaccess
@@ -18,9 +18,9 @@ import earthaccess
 from lstfill.download import earthdata
 from lstfill.download.base import Area, FileRef
 from lstfill.download.credentials import EarthdataCredentials
-from lstfill.download.fetch import Fetcher
 from lstfill.sources.ecostress import LAYERS
 
+ACCOUNT = "earthdata"
 DEFAULTS: dict[str, Any] = {
     "short_name": "ECO_L2T_LSTE",
     "version": "002",
@@ -37,9 +37,15 @@ def settings_with_defaults(settings: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def search(
-    area: Area, start: dt.date, end: dt.date, settings: dict[str, Any] | None = None
+    area: Area,
+    start: dt.date | None,
+    end: dt.date | None,
+    settings: dict[str, Any] | None,
+    *,
+    creds: EarthdataCredentials | None = None,
 ) -> list[FileRef]:
-    """The layer files of every granule over `area` from `start` to `end` (inclusive)."""
+    """The layer files of every granule over `area` from `start` to `end` (inclusive); CMR is
+    searched without a login (`creds` are not needed)."""
     s = settings_with_defaults(settings)
     where: dict[str, Any] = (
         {"granule_name": f"*_{area.mgrs_tile}_*"}
@@ -69,15 +75,5 @@ def layer_refs(granule: earthaccess.DataGranule, layers: Sequence[str]) -> list[
     return [by_layer[layer] for layer in layers]
 
 
-def download(
-    refs: Sequence[FileRef],
-    dest: str | Path,
-    settings: dict[str, Any] | None = None,
-    *,
-    creds: EarthdataCredentials | None = None,
-    fetcher: Fetcher | None = None,
-) -> list[Path]:
-    """Fetch `refs` into `dest` as ``<granule id>_<LAYER>.tif`` (logs in only if needed)."""
-    return earthdata.download_refs(
-        refs, dest, creds=creds, fetcher=fetcher, purpose="ECOSTRESS downloads"
-    )
+# Fetch the refs into `dest` as ``<granule id>_<LAYER>.tif`` (logs in only if needed).
+download = partial(earthdata.download, purpose="ECOSTRESS downloads")

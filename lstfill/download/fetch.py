@@ -2,58 +2,53 @@
 
 A transfer streams into a hidden ``.<name>.part`` next to its target, resumes an interrupted GET
 with an HTTP Range request, retries what is worth retrying (429, 5xx, timeouts, broken bodies)
-with back-off, verifies size, checksum and that the file opens, and only then renames it into
-place: a target that exists is always complete. Messages and logs name the URL without its
-query string (which may carry a signature) and never show headers, auth or cookies.
+with back-off, verifies size, checksum and that the file opens (:mod:`~lstfill.download.verify`),
+and only then renames it into place: a target that exists is always complete. Messages and logs
+name the URL without its query string (which may carry a signature) and never show headers, auth
+or cookies (:mod:`~lstfill.download.http`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import hashlib
 import logging
 import os
-import re
 import threading
 import time
-import warnings
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import requests
 import urllib3.exceptions
 from tqdm import tqdm
 
-import lstfill
 from lstfill.download.base import AuthError, DownloadError, FileRef
+from lstfill.download.http import (
+    body_excerpt,
+    content_length,
+    content_range_start,
+    describe,
+    guard_urllib3_logs,
+    is_html,
+    public_url,
+    server_wait,
+    user_agent,
+)
+from lstfill.download.verify import (
+    KIND_LABELS,
+    integrity_problem,
+    is_complete,
+    open_problem,
+    resolve_kind,
+)
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 """HTTP statuses worth another attempt: rate limits and temporary server trouble."""
-
-_SUFFIX_KINDS = {
-    ".tif": "geotiff",
-    ".tiff": "geotiff",
-    ".nc": "netcdf",
-    ".hdf": "hdf4",
-    ".zip": "zip",
-}
-_KIND_LABELS = {
-    "geotiff": "a GeoTIFF",
-    "netcdf": "a netCDF file",
-    "hdf4": "an HDF4 file",
-    "zip": "a zip file",
-    "none": "data",
-}
-_BODY_CHARS = 300
-_HASH_BLOCK = 1 << 20
 
 # Process-wide limits per provider name, shared by every Fetcher of that provider.
 _LIMITS_LOCK = threading.Lock()
@@ -114,277 +109,6 @@ class _Job:
         return self.ref.method.upper() == "GET"
 
 
-# --- redaction ---------------------------------------------------------------------------------
-
-
-def public_url(url: str) -> str:
-    """`url` without query string, fragment or ``user:pass@``: safe for messages and logs."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
-_QUERY_RE = re.compile(r"\?[^\s'\"<>]+")
-_USERINFO_RE = re.compile(r"//[^/\s@'\"]+@")
-
-
-def _scrub(text: str) -> str:
-    """Remove query strings and ``user:pass@`` from any URL or path inside free text."""
-    return _USERINFO_RE.sub("//", _QUERY_RE.sub("?[redacted]", text))
-
-
-def _scrub_secrets(text: str, url: str) -> str:
-    """`_scrub` plus every query value of `url` (servers echo signatures in error bodies)."""
-    for _, value in parse_qsl(urlsplit(url).query):
-        if len(value) >= 4:
-            text = text.replace(value, "[redacted]")
-    return _scrub(text)
-
-
-def _describe(exc: BaseException) -> str:
-    """A short, scrubbed description of a transport error."""
-    return f"{type(exc).__name__}: {_scrub(str(exc))}"[:300]
-
-
-class _RedactQueryFilter(logging.Filter):
-    """Scrub query strings from urllib3's debug lines, which show the request path."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = _scrub(record.getMessage())
-        record.args = None
-        return True
-
-
-_URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry")
-
-
-def _guard_urllib3_logs() -> None:
-    """Install the redacting filter on urllib3's request loggers once."""
-    with _LIMITS_LOCK:
-        for name in _URLLIB3_LOGGERS:
-            logger = logging.getLogger(name)
-            if not any(isinstance(f, _RedactQueryFilter) for f in logger.filters):
-                logger.addFilter(_RedactQueryFilter())
-
-
-# --- verification ------------------------------------------------------------------------------
-
-
-def _resolve_kind(kind: str, name: str) -> str:
-    """The concrete kind: "auto" is taken from the file name's suffix."""
-    if kind == "auto":
-        return _SUFFIX_KINDS.get(Path(name).suffix.lower(), "none")
-    if kind not in _KIND_LABELS:
-        raise ValueError(f"unknown file kind {kind!r}; use one of {sorted(_KIND_LABELS)} or auto")
-    return kind
-
-
-def _check_geotiff(path: Path) -> None:
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
-    from rasterio.windows import Window
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path) as ds:
-            _ = (ds.shape, ds.crs)
-            if ds.count and ds.width and ds.height:
-                # The last pixel usually lies in the last block: catches truncated files.
-                ds.read(1, window=Window(ds.width - 1, ds.height - 1, 1, 1))
-
-
-def _check_netcdf(path: Path) -> None:
-    import netCDF4
-
-    with netCDF4.Dataset(str(path)) as ds:
-        _ = ds.dimensions
-
-
-def _check_hdf4(path: Path) -> None:
-    from pyhdf.SD import SD, SDC
-
-    sd = SD(str(path), SDC.READ)
-    try:
-        sd.datasets()
-    finally:
-        sd.end()
-
-
-def _check_zip(path: Path) -> None:
-    with zipfile.ZipFile(path) as zf:
-        bad = zf.testzip()
-    if bad is not None:
-        raise ValueError(f"member {bad!r} is corrupt")
-
-
-_CHECKS: dict[str, tuple[str, Callable[[Path], None]]] = {
-    "geotiff": ("does not open as GeoTIFF", _check_geotiff),
-    "netcdf": ("does not open as netCDF", _check_netcdf),
-    "hdf4": ("does not open as HDF4", _check_hdf4),
-    "zip": ("is not a valid zip", _check_zip),
-}
-
-
-def _open_problem(path: Path, kind: str) -> str | None:
-    """Why `path` does not open as `kind` (a concrete kind), or None if it does."""
-    check = _CHECKS.get(kind)
-    if check is None:
-        return None
-    label, func = check
-    try:
-        func(path)
-    except Exception as exc:  # every reader has its own error types
-        return f"{label}: {str(exc) or type(exc).__name__}"
-    return None
-
-
-def verify_file(path: Path, kind: str) -> None:
-    """Check that `path` opens as `kind` ("geotiff", "netcdf", "hdf4", "zip", "none", or "auto"
-    from its suffix), so a login page or a truncated file never passes for data.
-
-    Raises DownloadError naming the file and the reason.
-    """
-    path = Path(path)
-    problem = _open_problem(path, _resolve_kind(kind, path.name))
-    if problem:
-        raise DownloadError(f"{path}: {problem}")
-
-
-def _new_hash(algorithm: str | None, checksum: str) -> hashlib._Hash | None:
-    """A hashlib object for a CMR-spelt algorithm ("SHA-256", "md5"); guessed from the digest's
-    length when not given; None if unsupported."""
-    if not algorithm:
-        algorithm = {32: "md5", 40: "sha1", 64: "sha256", 128: "sha512"}.get(len(checksum), "")
-    wanted = algorithm.lower().replace("-", "").replace("_", "")
-    for name in hashlib.algorithms_guaranteed:
-        if name.replace("_", "") == wanted and not name.startswith("shake"):
-            return hashlib.new(name)
-    return None
-
-
-def _file_digest(path: Path, hasher: hashlib._Hash) -> str:
-    with path.open("rb") as fh:
-        while block := fh.read(_HASH_BLOCK):
-            hasher.update(block)
-    return hasher.hexdigest()
-
-
-def _integrity_problem(path: Path, ref: FileRef) -> str | None:
-    """What is wrong with `path`'s size or checksum against `ref`, or None."""
-    size = path.stat().st_size
-    if ref.size is not None and size != ref.size:
-        return f"size mismatch: expected {ref.size} bytes, got {size}"
-    if ref.checksum:
-        hasher = _new_hash(ref.checksum_algorithm, ref.checksum.strip())
-        if hasher is None:
-            log.warning("%s: cannot check %s checksum", path.name, ref.checksum_algorithm)
-            return None
-        got = _file_digest(path, hasher)
-        if got.lower() != ref.checksum.strip().lower():
-            return f"{hasher.name} checksum mismatch: expected {ref.checksum.strip()}, got {got}"
-    return None
-
-
-def _checksum_known(ref: FileRef) -> bool:
-    return (
-        bool(ref.checksum) and _new_hash(ref.checksum_algorithm, ref.checksum.strip()) is not None
-    )
-
-
-def is_complete(path: Path, ref: FileRef) -> bool:
-    """Whether `path` already holds `ref`'s file: size and checksum match where known, else the
-    file opens as its kind (an empty file never counts)."""
-    path = Path(path)
-    if not path.is_file():
-        return False
-    if ref.size is not None or _checksum_known(ref):
-        return _integrity_problem(path, ref) is None
-    if path.stat().st_size == 0:
-        return False
-    try:
-        verify_file(path, _resolve_kind(ref.kind, path.name))
-    except DownloadError:
-        return False
-    return True
-
-
-# --- HTTP helpers ------------------------------------------------------------------------------
-
-
-def _user_agent() -> str:
-    version = getattr(lstfill, "__version__", None)
-    return f"lstfill/{version}" if version else "lstfill"
-
-
-def _header_seconds(value: str | None) -> float | None:
-    """Seconds from a Retry-After style value: a number or an HTTP date; None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, seconds) if seconds == seconds else None  # NaN guard
-
-
-def _server_wait(response: requests.Response) -> float | None:
-    """The wait a 429/503 asks for: Retry-After, else GeoSphere's ``ratelimit-reset``."""
-    if response.status_code not in (429, 503):
-        return None
-    wait = _header_seconds(response.headers.get("Retry-After"))
-    if wait is None:
-        wait = _header_seconds(response.headers.get("ratelimit-reset"))
-    return wait
-
-
-def _is_html(response: requests.Response) -> bool:
-    return response.headers.get("Content-Type", "").lower().startswith("text/html")
-
-
-def _body_excerpt(response: requests.Response, url: str) -> str:
-    """Up to 300 characters of a non-HTML error body (scrubbed), else ""."""
-    if _is_html(response):
-        return ""
-    try:
-        raw = b""
-        for chunk in response.iter_content(1024):
-            raw += chunk
-            if len(raw) >= 4 * _BODY_CHARS:
-                break
-    except (requests.RequestException, urllib3.exceptions.HTTPError):
-        return ""
-    text = " ".join(raw.decode("utf-8", errors="replace").split())
-    if text.lower().startswith(("<!doctype html", "<html")):
-        return ""
-    return _scrub_secrets(text, url)[:_BODY_CHARS]
-
-
-_CONTENT_RANGE_RE = re.compile(r"bytes\s+(\d+)-\d+/(?:\d+|\*)")
-
-
-def _content_range_start(value: str | None) -> int | None:
-    match = _CONTENT_RANGE_RE.match(value or "")
-    return int(match.group(1)) if match else None
-
-
-def _content_length(response: requests.Response) -> int | None:
-    """The body length in bytes as written to disk; None if unknown or content-encoded."""
-    if response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity"):
-        return None
-    try:
-        length = int(response.headers.get("Content-Length", ""))
-    except ValueError:
-        return None
-    return length if length >= 0 else None
-
-
 def _human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
@@ -414,8 +138,8 @@ class Fetcher:
         self._sleep = sleep
         agent = self.session.headers.get("User-Agent")
         if not (isinstance(agent, str) and agent.startswith("lstfill")):
-            self.session.headers["User-Agent"] = _user_agent()
-        _guard_urllib3_logs()
+            self.session.headers["User-Agent"] = user_agent()
+        guard_urllib3_logs()
 
     # public ------------------------------------------------------------------------------------
 
@@ -431,7 +155,7 @@ class Fetcher:
             target=target,
             part=target.with_name(f".{target.name}.part"),
             url=public_url(ref.url),
-            kind=_resolve_kind(ref.kind, target.name),
+            kind=resolve_kind(ref.kind, target.name),
         )
         started = time.monotonic()
         received = self._download(job)
@@ -476,7 +200,7 @@ class Fetcher:
             except DownloadError:
                 job.part.unlink(missing_ok=True)
                 raise
-            problem = _integrity_problem(job.part, job.ref)
+            problem = integrity_problem(job.part, job.ref)
             if problem is None:
                 return received
             job.part.unlink(missing_ok=True)
@@ -576,18 +300,18 @@ class Fetcher:
                 allow_redirects=True,
             )
         except requests.Timeout as exc:
-            msg = f"timed out after {timeout:g} s ({_describe(exc)})"
+            msg = f"timed out after {timeout:g} s ({describe(exc)})"
             raise _Retryable(msg, keep_part=True) from None
         except requests.ConnectionError as exc:
-            raise _Retryable(f"connection failed ({_describe(exc)})", keep_part=True) from None
+            raise _Retryable(f"connection failed ({describe(exc)})", keep_part=True) from None
         except requests.RequestException as exc:
-            raise DownloadError(f"{self._where(job)}: request failed: {_describe(exc)}") from None
+            raise DownloadError(f"{self._where(job)}: request failed: {describe(exc)}") from None
 
     def _accept(self, job: _Job, response: requests.Response, offset: int) -> int:
         """Check the response's status and type; return the offset its body starts at."""
         status = response.status_code
         if status == 206:
-            start = _content_range_start(response.headers.get("Content-Range"))
+            start = content_range_start(response.headers.get("Content-Range"))
             if start != offset:
                 if offset:
                     raise _Restart
@@ -600,10 +324,10 @@ class Fetcher:
             raise _Restart
         else:
             self._refuse(job, response)
-        if _is_html(response) and job.ref.kind != "none":
+        if is_html(response) and job.ref.kind != "none":
             raise DownloadError(
                 f"{self._where(job)}: the server sent an HTML page instead of "
-                f"{_KIND_LABELS[job.kind]} (login or error page?)" + self._hint()
+                f"{KIND_LABELS[job.kind]} (login or error page?)" + self._hint()
             )
         return offset
 
@@ -617,13 +341,13 @@ class Fetcher:
                 f"{job.url}; {self.credential_hint}".rstrip("; ")
             )
         if status in RETRY_STATUSES:
-            raise _Retryable(what, wait=_server_wait(response))
-        body = _body_excerpt(response, job.ref.url)
+            raise _Retryable(what, wait=server_wait(response))
+        body = body_excerpt(response, job.ref.url)
         raise DownloadError(f"{self._where(job)}: {what}" + (f": {body}" if body else ""))
 
     def _stream(self, job: _Job, response: requests.Response, offset: int) -> int:
         """Write the body to the part (appending after `offset`); return the bytes written."""
-        length = _content_length(response)
+        length = content_length(response)
         written = 0
         bar = tqdm(
             total=None if length is None else offset + length,
@@ -642,7 +366,7 @@ class Fetcher:
                     written += len(chunk)
                     bar.update(len(chunk))
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-            msg = f"transfer broke after {offset + written} bytes ({_describe(exc)})"
+            msg = f"transfer broke after {offset + written} bytes ({describe(exc)})"
             raise _Retryable(msg, keep_part=True) from None
         except OSError as exc:
             raise DownloadError(f"{self._where(job)}: cannot write {job.part}: {exc}") from None
@@ -655,7 +379,7 @@ class Fetcher:
 
     def _finish(self, job: _Job) -> None:
         """Check the part opens as its kind, then rename it into place atomically."""
-        problem = _open_problem(job.part, job.kind)
+        problem = open_problem(job.part, job.kind)
         if problem:
             job.part.unlink(missing_ok=True)
             raise DownloadError(f"{self._where(job)}: {job.target.name} {problem}")

@@ -23,10 +23,12 @@ from urllib.parse import urlencode
 from pyproj import Transformer
 
 from lstfill.download.base import Area, DownloadError, FileRef
-from lstfill.download.fetch import Fetcher, FetchPolicy, public_url
+from lstfill.download.fetch import Fetcher, FetchPolicy
+from lstfill.download.http import public_url
 from lstfill.errors import InputError
 from lstfill.sources import inca as inca_source
 
+ACCOUNT = None
 PROVIDER = "geosphere"
 URL = "https://dataset.api.hub.geosphere.at/v1/grid/historical/inca-v1-1h-1km"
 MAX_VALUES = 10_000_000
@@ -285,10 +287,12 @@ def search(
     end: dt.date,
     settings: dict[str, Any] | None,
     *,
+    creds: None = None,
     fetcher: Fetcher | None = None,
 ) -> list[FileRef]:
     """One NetCDF query per planned hour range for the area's buffered bbox, after checking the
-    parameters and the region against the dataset's metadata."""
+    parameters and the region against the dataset's metadata (fetched with `fetcher`). The hub
+    needs no login: `creds` is always None."""
     settings = settings_with_defaults(settings)
     url = settings["url"].rstrip("/")
     meta = metadata(settings, fetcher=fetcher)
@@ -336,9 +340,11 @@ def download(
     dest: str | Path,
     settings: dict[str, Any] | None,
     *,
+    creds: None = None,
     fetcher: Fetcher | None = None,
 ) -> list[Path]:
-    """Fetch the queries one at a time into `dest` and check each answer reads as INCA."""
+    """Fetch the queries one at a time into `dest` and check each answer reads as INCA (no
+    login: `creds` is always None)."""
     settings = settings_with_defaults(settings)
     fetcher = fetcher or Fetcher(PROVIDER, policy=POLICY)
     try:

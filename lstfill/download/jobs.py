@@ -1,5 +1,7 @@
-"""Download jobs: which days each source is fetched for, each provider's settings, the credential
-check that runs before any request, and the manifest a workflow job leaves behind.
+"""Download jobs: each source's provider, the credential check that runs before any request,
+search and fetch through the one provider interface (:mod:`lstfill.download.base`), and the
+manifest a workflow job leaves behind. The days and settings of each source are
+:mod:`lstfill.download.targets`'.
 
 The workflow runs one job per source and day (SRTM: one per region); `lstfill download` runs
 a whole date range at once. Both go through :func:`run_download`.
@@ -12,73 +14,51 @@ import importlib
 import json
 import logging
 from pathlib import Path
-from types import ModuleType
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, cast
 
 from lstfill.download import credentials
-from lstfill.download.base import Area, FileRef
+from lstfill.download.base import Area, FileRef, Provider
 from lstfill.download.targets import SOURCES
 from lstfill.errors import ConfigError
 from lstfill.io import atomic_output
 
 log = logging.getLogger(__name__)
 
-# Which account each source needs (INCA needs none).
-ACCOUNT = {
-    "ecostress": "earthdata",
-    "srtm": "earthdata",
-    "modis": "earthdata",
-    "sentinel2": "sentinelhub",
-    "sentinel3": "sentinelhub",
-    "inca": None,
-}
 
-
-def provider(source: str) -> ModuleType:
+def provider(source: str) -> Provider:
     """The provider module of a source (imported on demand: each pulls in its own client)."""
     if source not in SOURCES:
         raise ConfigError("download.sources", f"unknown source {source!r}; known: {SOURCES}")
-    return importlib.import_module(f"lstfill.download.{source}")
+    return cast(Provider, importlib.import_module(f"lstfill.download.{source}"))
 
 
 def require_credentials(
     source: str, secrets: str | Path | None = None, settings: dict | None = None
 ) -> Any:
-    """The source's credentials, or MissingCredentials naming what to set (before any request).
-
-    A pymodis server with its own ~/.netrc entry needs no Earthdata account (None: the backend
-    reads that entry itself)."""
-    account = ACCOUNT[source]
-    if source == "modis" and (settings or {}).get("backend") == "pymodis":
-        host = urlsplit((settings or {}).get("url", "")).hostname
-        if host and credentials.netrc_credentials(host) is not None:
-            return None
-    if account == "earthdata":
+    """The credentials of the source's account, or MissingCredentials naming what to set (before
+    any request); None where it needs no account, or its `own_login` hook says the settings'
+    server has a login of its own (the provider reads that itself)."""
+    module = provider(source)
+    own_login = getattr(module, "own_login", None)
+    if module.ACCOUNT is None or (own_login is not None and own_login(settings or {})):
+        return None
+    if module.ACCOUNT == "earthdata":
         return credentials.earthdata_credentials(secrets, purpose=f"{source} downloads")
-    if account == "sentinelhub":
-        return credentials.sentinelhub_credentials(secrets)
-    return None
+    return credentials.sentinelhub_credentials(secrets)
 
 
 def search(
     source: str, area: Area, start: dt.date | None, end: dt.date | None, settings: dict, creds: Any
 ) -> list[FileRef]:
     """The files a source has for the area and days (a catalogue query, no transfer)."""
-    module = provider(source)
-    if source in ("sentinel2", "sentinel3", "modis"):  # Sentinel Hub and a Data Pool need a login
-        return module.search(area, start, end, settings, creds=creds)
-    return module.search(area, start, end, settings)
+    return provider(source).search(area, start, end, settings, creds=creds)
 
 
 def fetch(source: str, refs: list[FileRef], dest: Path, settings: dict, creds: Any) -> list[Path]:
     """Fetch `refs` into `dest` (the source's raw folder)."""
     if not refs:
         return []
-    module = provider(source)
-    if ACCOUNT[source] is None:
-        return module.download(refs, dest, settings)
-    return module.download(refs, dest, settings, creds=creds)
+    return provider(source).download(refs, dest, settings, creds=creds)
 
 
 def run_download(

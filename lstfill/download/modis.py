@@ -41,6 +41,7 @@ from lstfill.download.credentials import (
 from lstfill.download.fetch import Fetcher, FetchPolicy
 from lstfill.sources.modis import parse_granule_name
 
+ACCOUNT = "earthdata"
 PROVIDER = "modis"  # the pymodis backend's fetcher; the earthaccess one is "earthdata"
 BACKENDS = ("earthaccess", "pymodis")
 DEFAULTS: dict[str, Any] = {
@@ -129,7 +130,7 @@ def search(
     area: Area,
     start: dt.date,
     end: dt.date,
-    settings: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None,
     *,
     creds: EarthdataCredentials | None = None,
 ) -> list[FileRef]:
@@ -144,7 +145,7 @@ def search(
 def download(
     refs: Sequence[FileRef],
     dest: str | Path,
-    settings: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None,
     *,
     creds: EarthdataCredentials | None = None,
     fetcher: Fetcher | None = None,
@@ -153,12 +154,20 @@ def download(
     if not refs:
         return []
     s = settings_with_defaults(settings)
-    if fetcher is None:
-        if s["backend"] == "pymodis":
-            fetcher = _datapool_fetcher(s["url"], creds)
-        else:
-            fetcher = earthdata.make_fetcher(creds, purpose="MODIS downloads")
-    return fetcher.fetch_all(list(refs), Path(dest))
+    if fetcher is None and s["backend"] == "pymodis":
+        fetcher = _datapool_fetcher(s["url"], creds)
+    return earthdata.download(
+        refs, dest, settings, creds=creds, fetcher=fetcher, purpose="MODIS downloads"
+    )
+
+
+def own_login(settings: dict[str, Any]) -> bool:
+    """Whether the settings name a pymodis server with its own ~/.netrc entry: then no Earthdata
+    account is needed (the backend reads that entry itself)."""
+    if settings.get("backend") != "pymodis":
+        return False
+    host = urlsplit(settings.get("url", "")).hostname
+    return bool(host) and netrc_credentials(host) is not None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ cuts each acquisition to the region's grid as uint16 GeoTIFFs, one request per o
 most ``max_pixels`` per side and per resolution (10 m: B02 B03 B04 B08; 20 m: B11 B12 SCL). The
 chunks are fetched by the shared :class:`~lstfill.download.fetch.Fetcher` with an OAuth bearer
 token, assembled band by band and written as one scene folder in the layout that
-:mod:`lstfill.sources.sentinel2` reads. The service, token, chunking and download loop are
-:mod:`lstfill.download.process_api`'s, shared with Sentinel-3.
+:mod:`lstfill.sources.sentinel2` reads. The service and token are :mod:`lstfill.download.cdse`'s,
+the chunking and download loop :mod:`lstfill.download.process_api`'s, shared with Sentinel-3.
 
 Values are harmonised (``harmonizeValues``): Sentinel Hub removes the BOA_ADD_OFFSET of
 processing baselines >= 04.00, so the files are tagged BOA_ADD_OFFSET=0 and reflectance is
@@ -25,30 +25,19 @@ from typing import Any
 
 import numpy as np
 import rasterio
-import requests
 from affine import Affine
 from sentinelhub import DataCollection, SHConfig
 from sentinelhub.data_collections import DataCollectionDefinition
 
+from lstfill.download import cdse
 from lstfill.download import process_api as api
 from lstfill.download.base import Area, DownloadError, FileRef
+from lstfill.download.cdse import CDSE_TOKEN_URL, CDSE_URL, PROVIDER
 from lstfill.download.credentials import SentinelHubCredentials, sentinelhub_credentials
-from lstfill.download.fetch import Fetcher
-from lstfill.download.process_api import (  # noqa: F401 (the rest re-exported: public names)
-    CDSE_TOKEN_URL,
-    CDSE_URL,
-    CREDENTIAL_HINT,
-    POLICY,
-    PROVIDER,
-    BearerAuth,
-    chunk_windows,
-    open_session,
-    res_grid,
-    split,
-)
 from lstfill.io import atomic_folder, write_cog
 from lstfill.sources import sentinel2 as s2
 
+ACCOUNT = "sentinelhub"
 DEFAULTS: dict[str, Any] = {
     "base_url": CDSE_URL,
     "token_url": CDSE_TOKEN_URL,
@@ -74,21 +63,11 @@ log = logging.getLogger(__name__)
 
 def settings_with_defaults(settings: dict[str, Any] | None) -> dict[str, Any]:
     """`settings` over :data:`DEFAULTS`, with URLs without a trailing slash and bands checked."""
-    merged = api.merged_settings(DEFAULTS, settings)
-    merged["bands"] = api.checked_bands(merged["bands"], s2.REFLECTANCE_BANDS)
+    merged = cdse.merged_settings(DEFAULTS, settings)
+    merged["bands"] = cdse.checked_bands(merged["bands"], s2.REFLECTANCE_BANDS)
     if int(merged["max_pixels"]) < 1:
         raise DownloadError(f"{PROVIDER}: settings 'max_pixels' must be positive; fix the config")
     return merged
-
-
-def sh_config(creds: SentinelHubCredentials | None, settings: dict[str, Any]) -> SHConfig:
-    """A sentinelhub-py config for the service in `settings` (checked as Sentinel-2 settings)."""
-    return api.sh_config(creds, settings_with_defaults(settings))
-
-
-def authorized_session(creds: SentinelHubCredentials, settings: dict[str, Any]) -> requests.Session:
-    """A requests session that sends a valid Sentinel Hub bearer token (AuthError if refused)."""
-    return api.authorized_session(creds, settings_with_defaults(settings))
 
 
 def collection(
@@ -97,9 +76,9 @@ def collection(
     name: str = COLLECTION_NAME,
 ) -> DataCollection:
     """L2A (or the collection `base` defines, registered as `name`) served by `base_url` (CDSE
-    by default), registered once per URL (see :func:`lstfill.download.process_api.collection`)."""
+    by default), registered once per URL (see :func:`lstfill.download.cdse.collection`)."""
     base = base if base is not None else DataCollection.SENTINEL2_L2A.value
-    return api.collection(base_url, base, name)
+    return cdse.collection(base_url, base, name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,9 +96,8 @@ def search(
     """Process API requests (one FileRef per chunk and resolution) for every L2A acquisition
     over `area` from `start` to `end` (inclusive) under ``max_cloud_cover`` percent."""
     cfg = settings_with_defaults(settings)
-    creds = creds or sentinelhub_credentials()
-    config = sh_config(creds, cfg)
-    items = api.catalog_search(
+    config = cdse.sh_config(creds or sentinelhub_credentials(), cfg)
+    items = cdse.catalog_search(
         config,
         collection(cfg["base_url"]),
         area.grid,
@@ -227,7 +205,7 @@ def scene_refs(
                 coll,
                 evalscript(bands),
                 {"time_interval": interval, "other_args": HARMONIZE},
-                res_grid(area.grid, res),
+                api.res_grid(area.grid, res),
                 int(cfg["max_pixels"]),
                 partial(_chunk_name, sid.name, res),
                 {"scene": sid.name, "res": res, "tile": sid.tile, "time": time, "bands": bands},
@@ -241,32 +219,6 @@ def _chunk_name(scene: str, res: int, index: tuple[int, int]) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # download and assembly
-
-
-def download(
-    refs: Sequence[FileRef],
-    dest: str | Path,
-    settings: dict[str, Any],
-    *,
-    creds: SentinelHubCredentials | None = None,
-    fetcher: Fetcher | None = None,
-) -> list[Path]:
-    """Fetch the chunks of every scene in `refs` and write each scene folder under `dest`.
-
-    A scene whose folder already holds every band file is not fetched again. Without `fetcher`,
-    one is made with a bearer-token session for `creds` (default: :func:`sentinelhub_credentials`).
-    Scenes without any valid pixel are skipped with a warning. Returns the scene folders.
-    """
-    return api.download_groups(
-        api.group_refs(refs, "scene", "Sentinel-2"),
-        Path(dest),
-        target=lambda dest, scene: dest / scene,
-        complete=_complete,
-        assemble=assemble_scene,
-        session=lambda creds: authorized_session(creds, settings),
-        creds=creds,
-        fetcher=fetcher,
-    )
 
 
 def _resolution_groups(refs: Sequence[FileRef]) -> dict[int, list[FileRef]]:
@@ -351,3 +303,17 @@ def _write_band(
     meta = ref.meta or {}
     path = _band_path(folder, scene, band, int(meta["res"]))
     write_cog(path, data, Affine(*meta["transform"]), meta["crs"], 0, _tags(band, baseline))
+
+
+PRODUCT = api.Product(
+    key="scene",
+    name="Sentinel-2",
+    with_defaults=settings_with_defaults,
+    target=lambda dest, scene: dest / scene,
+    complete=_complete,
+    assemble=assemble_scene,
+)
+# Fetch the chunks of every scene in the refs and write each scene folder under `dest` (see
+# :func:`lstfill.download.process_api.download`); a scene without any valid pixel is skipped
+# with a warning. Returns the scene folders.
+download = partial(api.download, PRODUCT)

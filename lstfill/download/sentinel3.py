@@ -4,9 +4,10 @@ The Sentinel Hub catalogue lists the days with SYN acquisitions over the region;
 then cuts each UTC day to a grid over the region's bbox in the region CRS at ``resolution`` m
 (edges snapped outward to multiples of it), one request per chunk of at most ``max_pixels`` per
 side. The chunks are fetched by the shared :class:`~lstfill.download.fetch.Fetcher` with the
-same OAuth client and bearer session as Sentinel-2 (token handling, catalogue errors, grid,
-chunking and the download loop are :mod:`lstfill.download.process_api`'s), assembled and written
-as one day file in the layout of :mod:`lstfill.sources.sentinel3`.
+same OAuth client and bearer session as Sentinel-2 (token handling and catalogue errors are
+:mod:`lstfill.download.cdse`'s, grid, chunking and the download loop
+:mod:`lstfill.download.process_api`'s), assembled and written as one day file in the layout of
+:mod:`lstfill.sources.sentinel3`.
 
 Collection. CDSE's Sentinel Hub serves ``sentinel-3-synergy-l2`` (Process API data type and
 Catalog collection id; CDSE documentation "APIs/SentinelHub/Data/S3SYNL2", eu-cdse/documentation
@@ -58,13 +59,14 @@ from affine import Affine
 from sentinelhub import DataCollection, SHConfig
 from sentinelhub.data_collections import DataCollectionDefinition
 
+from lstfill.download import cdse
 from lstfill.download import process_api as api
 from lstfill.download.base import Area, DownloadError, FileRef
+from lstfill.download.cdse import CDSE_TOKEN_URL, CDSE_URL, PROVIDER
 from lstfill.download.credentials import SentinelHubCredentials, sentinelhub_credentials
-from lstfill.download.fetch import Fetcher
-from lstfill.download.process_api import CDSE_TOKEN_URL, CDSE_URL, PROVIDER, res_grid
 from lstfill.sources import sentinel3 as s3
 
+ACCOUNT = "sentinelhub"
 COLLECTION_ID = "sentinel-3-synergy-l2"
 COLLECTION_NAME = "SENTINEL3_SYN_L2_CDSE"
 SYN_L2 = DataCollectionDefinition(
@@ -103,8 +105,8 @@ log = logging.getLogger(__name__)
 def settings_with_defaults(settings: dict[str, Any] | None) -> dict[str, Any]:
     """`settings` over :data:`DEFAULTS`, with URLs without a trailing slash and values checked;
     ``bands`` (Sentinel-2-equivalent names) in :data:`lstfill.sources.sentinel3.BANDS` order."""
-    merged = api.merged_settings(DEFAULTS, settings)
-    merged["bands"] = api.checked_bands(merged["bands"], list(s3.BANDS), "Sentinel-3 ")
+    merged = cdse.merged_settings(DEFAULTS, settings)
+    merged["bands"] = cdse.checked_bands(merged["bands"], list(s3.BANDS), "Sentinel-3 ")
     if not 1 <= int(merged["max_pixels"]) <= MAX_PROCESS_PIXELS:
         raise DownloadError(
             f"{PROVIDER}: Sentinel-3 settings 'max_pixels' must be 1..{MAX_PROCESS_PIXELS}, "
@@ -118,14 +120,9 @@ def settings_with_defaults(settings: dict[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
-def _service(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The part of the settings the shared Sentinel Hub helpers read."""
-    return api.service_settings(cfg)
-
-
 def collection(base_url: str) -> DataCollection:
     """The SYN L2 collection served by `base_url`, registered once per URL."""
-    return api.collection(base_url, SYN_L2, COLLECTION_NAME)
+    return cdse.collection(base_url, SYN_L2, COLLECTION_NAME)
 
 
 def source_bands(bands: Sequence[str]) -> list[str]:
@@ -148,8 +145,7 @@ def search(
     """Process API requests (one FileRef per chunk) for every day from `start` to `end`
     (inclusive) on which the catalogue has SYN L2 data over `area`."""
     cfg = settings_with_defaults(settings)
-    creds = creds or sentinelhub_credentials()
-    config = api.sh_config(creds, _service(cfg))
+    config = cdse.sh_config(creds or sentinelhub_credentials(), cfg)
     days = acquisition_days(area, start, end, cfg, config)
     refs: list[FileRef] = []
     for day in days:
@@ -163,7 +159,7 @@ def acquisition_days(
 ) -> list[dt.date]:
     """The UTC days in `start`..`end` with SYN data over the area's bounds (catalogue
     ``distinct=date``, every page), sorted."""
-    found = api.catalog_search(
+    found = cdse.catalog_search(
         config,
         collection(cfg["base_url"]),
         area.grid,
@@ -244,7 +240,7 @@ def day_refs(area: Area, day: dt.date, settings: dict[str, Any], config: SHConfi
     """The Process API requests of one day: one per chunk of the ``resolution`` m grid."""
     cfg = settings_with_defaults(settings)
     coll = collection(cfg["base_url"])
-    grid = res_grid(area.grid, cfg["resolution"])
+    grid = api.res_grid(area.grid, cfg["resolution"])
     bands = list(cfg["bands"])
     input_args = {
         "time_interval": day_interval(day),
@@ -269,34 +265,6 @@ def _chunk_name(day: str, index: tuple[int, int]) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # download and assembly
-
-
-def download(
-    refs: Sequence[FileRef],
-    dest: str | Path,
-    settings: dict[str, Any],
-    *,
-    creds: SentinelHubCredentials | None = None,
-    fetcher: Fetcher | None = None,
-) -> list[Path]:
-    """Fetch the chunks of every day in `refs` and write each day file into `dest`.
-
-    A day whose file is already complete is not fetched again. Without `fetcher`, one is made
-    with a bearer-token session for `creds` (default: :func:`sentinelhub_credentials`). Days
-    without any clear pixel are skipped with a warning. Returns the day files.
-    """
-    cfg = settings_with_defaults(settings)
-    return api.download_groups(
-        api.group_refs(refs, "day", "Sentinel-3"),
-        Path(dest),
-        target=_day_path,
-        complete=_complete,
-        assemble=assemble_day,
-        session=lambda creds: api.authorized_session(creds, _service(cfg)),
-        creds=creds,
-        fetcher=fetcher,
-        what="Sentinel-3 ",
-    )
 
 
 def _day_path(dest: Path, day: str) -> Path:
@@ -343,3 +311,18 @@ def assemble_day(dest: Path, day: str, refs: Sequence[FileRef]) -> Path | None:
     )
     log.info("%s: wrote %s", PROVIDER, path)
     return path
+
+
+PRODUCT = api.Product(
+    key="day",
+    name="Sentinel-3",
+    with_defaults=settings_with_defaults,
+    target=_day_path,
+    complete=_complete,
+    assemble=assemble_day,
+    label="Sentinel-3 ",
+)
+# Fetch the chunks of every day in the refs and write each day file into `dest` (see
+# :func:`lstfill.download.process_api.download`); a day without any clear pixel is skipped with
+# a warning. Returns the day files.
+download = partial(api.download, PRODUCT)

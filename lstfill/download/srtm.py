@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 from lstfill.download import earthdata
 from lstfill.download.base import Area, FileRef
 from lstfill.download.credentials import EarthdataCredentials
-from lstfill.download.fetch import Fetcher
 from lstfill.sources.srtm import parse_tile_name
 
+ACCOUNT = "earthdata"
 DEFAULTS: dict[str, Any] = {"short_name": "SRTMGL1", "version": "003", "provider": "LPCLOUD"}
 SUFFIX = ".hgt.zip"
 
@@ -28,11 +28,14 @@ def settings_with_defaults(settings: dict[str, Any] | None) -> dict[str, Any]:
 
 def search(
     area: Area,
-    start: dt.date | None = None,
-    end: dt.date | None = None,
-    settings: dict[str, Any] | None = None,
+    start: dt.date | None,
+    end: dt.date | None,
+    settings: dict[str, Any] | None,
+    *,
+    creds: EarthdataCredentials | None = None,
 ) -> list[FileRef]:
-    """The ``.hgt.zip`` tiles intersecting the area's bbox (`start` and `end` are ignored)."""
+    """The ``.hgt.zip`` tiles intersecting the area's bbox (`start` and `end` are ignored; CMR
+    is searched without a login)."""
     s = settings_with_defaults(settings)
     granules = earthdata.search_granules(
         s["short_name"],
@@ -60,15 +63,5 @@ def _intersects(name: str, bbox: Sequence[float]) -> bool:
     return lon < lon1 and lon + 1 > lon0 and lat < lat1 and lat + 1 > lat0
 
 
-def download(
-    refs: Sequence[FileRef],
-    dest: str | Path,
-    settings: dict[str, Any] | None = None,
-    *,
-    creds: EarthdataCredentials | None = None,
-    fetcher: Fetcher | None = None,
-) -> list[Path]:
-    """Fetch the tiles into `dest` under their LP DAAC names (logs in only if needed)."""
-    return earthdata.download_refs(
-        refs, dest, creds=creds, fetcher=fetcher, purpose="SRTM downloads"
-    )
+# Fetch the tiles into `dest` under their LP DAAC names (logs in only if needed).
+download = partial(earthdata.download, purpose="SRTM downloads")

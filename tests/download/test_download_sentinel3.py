@@ -11,7 +11,6 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,19 @@ import rasterio
 import responses
 import yaml
 from affine import Affine
+from fakes import sentinelhub_server as hub
+from fakes.sentinelhub_server import CREDS, CRS_TEXT, SECRET, TOKEN
 from werkzeug import Request, Response
 
 from lstfill.config import validate_config
-from lstfill.download import jobs, targets
+from lstfill.download import cdse, jobs, targets
 from lstfill.download import sentinel2 as sh
 from lstfill.download import sentinel3 as d3
 from lstfill.download.base import Area, AuthError, DownloadError, FileRef, lonlat_bbox
 from lstfill.download.credentials import MissingCredentials
 from lstfill.grid import grid_from_config
 from lstfill.sources import sentinel3 as s3
-from tests.conftest import CREDENTIAL_VARS, job_counts
-from tests.fixtures import sentinelhub_server as hub
-from tests.fixtures.sentinelhub_server import CREDS, CRS_TEXT, SECRET, TOKEN
+from tests.conftest import CREDENTIAL_VARS, ROOT, SNAKEMAKE, job_counts
 
 BOUNDS = [600100, 5390050, 605350, 5393600]  # not on the 300 m raster: snapped outward
 X0, Y1 = 600000.0, 5393700.0  # upper-left corner of the snapped 300 m grid
@@ -53,7 +52,7 @@ def area() -> Area:
 
 
 def config_for(settings: dict[str, Any]):
-    return sh.sh_config(CREDS, d3._service(d3.settings_with_defaults(settings)))
+    return cdse.sh_config(CREDS, d3.settings_with_defaults(settings))
 
 
 def refs_for(area: Area, settings: dict[str, Any], days=(DAY1,)) -> list:
@@ -68,7 +67,7 @@ def test_settings_defaults_and_checks():
     cfg = d3.settings_with_defaults(None)
     assert cfg["resolution"] == 300 and cfg["max_pixels"] == 2500
     assert cfg["bands"] == ["B02", "B03", "B04", "B08", "B11", "B12"]
-    assert cfg["base_url"] == sh.CDSE_URL and cfg["token_url"] == sh.CDSE_TOKEN_URL
+    assert cfg["base_url"] == cdse.CDSE_URL and cfg["token_url"] == cdse.CDSE_TOKEN_URL
     cfg = d3.settings_with_defaults({"bands": ["b08", "B04"], "base_url": "http://x/"})
     assert cfg["bands"] == ["B04", "B08"] and cfg["base_url"] == "http://x"
     for bad, key in (
@@ -96,14 +95,14 @@ def test_bands_map_to_sentinel_hub_names():
 
 
 def test_collection_is_idempotent_per_url():
-    cdse = d3.collection(sh.CDSE_URL)
-    assert cdse is d3.collection(sh.CDSE_URL + "/")
-    assert cdse.api_id == "sentinel-3-synergy-l2" and cdse.catalog_id == "sentinel-3-synergy-l2"
-    assert cdse.service_url == sh.CDSE_URL
+    syn = d3.collection(cdse.CDSE_URL)
+    assert syn is d3.collection(cdse.CDSE_URL + "/")
+    assert syn.api_id == "sentinel-3-synergy-l2" and syn.catalog_id == "sentinel-3-synergy-l2"
+    assert syn.service_url == cdse.CDSE_URL
     other = d3.collection("http://localhost:4321")
-    assert other is d3.collection("http://localhost:4321") and other is not cdse
+    assert other is d3.collection("http://localhost:4321") and other is not syn
     assert other.service_url == "http://localhost:4321"
-    assert sh.collection(sh.CDSE_URL).api_id == "sentinel-2-l2a"  # Sentinel-2 unchanged
+    assert sh.collection(cdse.CDSE_URL).api_id == "sentinel-2-l2a"  # Sentinel-2 unchanged
 
 
 # --- payloads ---------------------------------------------------------------------------------
@@ -140,7 +139,7 @@ def test_resolution_setting_changes_the_grid(area):
 def test_payload_content(area):
     ref = refs_for(area, {})[0]
     assert ref.method == "POST" and ref.kind == "geotiff"
-    assert ref.url == f"{sh.CDSE_URL}/api/v1/process"
+    assert ref.url == f"{cdse.CDSE_URL}/api/v1/process"
     assert ref.headers == {"Accept": "image/tiff"}
     data = ref.json["input"]["data"]
     assert len(data) == 1 and data[0]["type"] == "sentinel-3-synergy-l2"
@@ -504,7 +503,7 @@ def small_region(**download: Any) -> dict:
 
 def test_job_registration():
     assert jobs.provider("sentinel3") is d3
-    assert jobs.ACCOUNT["sentinel3"] == "sentinelhub"
+    assert d3.ACCOUNT == "sentinelhub"
     assert "sentinel3" in targets.SOURCES and "sentinel3" in targets.DATED
     from lstfill import inventory
 
@@ -523,7 +522,7 @@ def test_days_and_settings_for_the_workflow():
     assert days[0] == dt.date(2023, 6, 27) and days[-1] == dt.date(2023, 7, 6)
     settings = targets.provider_settings("sentinel3", region, cfg)
     assert settings["bands"] == ["B02", "B03", "B04", "B08", "B11", "B12"]
-    assert settings["resolution"] == 300 and settings["base_url"] == sh.CDSE_URL
+    assert settings["resolution"] == 300 and settings["base_url"] == cdse.CDSE_URL
     cfg["prepare"]["sentinel2"]["bands"] = ["B08", "B05", "B04"]
     settings = targets.provider_settings("sentinel3", region, cfg)
     assert settings["bands"] == ["B08", "B04"]  # B05 has no Sentinel-3 equivalent
@@ -608,9 +607,6 @@ def test_inventory_lists_sentinel3_days(tmp_path, monkeypatch):
 
 
 # --- the workflow's download rule -------------------------------------------------------------
-
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 
 
 def test_dry_run_plans_one_job_per_widened_day(tmp_path):

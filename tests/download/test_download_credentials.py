@@ -37,13 +37,10 @@ def write(path: Path, text: str, mode: int = 0o600) -> Path:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty home and working directory, so no real ~/.netrc or config/secrets.ini leaks in."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.chdir(tmp_path)
-    return home
+def home(no_credentials: Path) -> Path:
+    """An empty home, the working directory `tmp_path` and no credential variables (conftest's
+    `no_credentials`), so no real ~/.netrc or config/secrets.ini leaks in."""
+    return no_credentials / "home"
 
 
 @pytest.fixture

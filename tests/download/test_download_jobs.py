@@ -4,10 +4,9 @@ one INCA day fetched from a local stand-in of the GeoSphere API, SRTM failing fa
 credentials)."""
 
 import datetime as dt
+import inspect
 import json
-import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +17,11 @@ from werkzeug import Response
 from lstfill.cli import main
 from lstfill.config import load_config, validate_config
 from lstfill.download import jobs, targets
+from lstfill.download.base import ACCOUNTS
 from lstfill.download.credentials import MissingCredentials
 from lstfill.sources.inca import read_inca, write_inca
-from tests.conftest import CREDENTIAL_VARS
+from tests.conftest import CREDENTIAL_VARS, ROOT, SNAKEMAKE, job_counts
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 METADATA = json.loads((ROOT / "tests/fixtures/download/inca/metadata.json").read_text())
 INCA_PATH = "/v1/grid/historical/inca-v1-1h-1km"
 
@@ -100,6 +98,29 @@ def test_provider_settings_share_bands_and_parameters_with_prepare():
     assert targets.provider_settings("modis", region, cfg)["backend"] == "earthaccess"
 
 
+def _positional(func) -> list[str]:
+    """The names of a function's positional parameters."""
+    params = inspect.signature(func).parameters.values()
+    return [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+
+
+def _optional_keywords(func) -> dict[str, object]:
+    """A function's keyword-only parameters and their defaults."""
+    params = inspect.signature(func).parameters.values()
+    return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
+
+
+@pytest.mark.parametrize("source", targets.SOURCES)
+def test_every_provider_has_the_one_interface(source):
+    module = jobs.provider(source)
+    assert module.ACCOUNT in (*ACCOUNTS, None)
+    assert _positional(module.search) == ["area", "start", "end", "settings"]
+    assert _optional_keywords(module.search)["creds"] is None
+    assert _positional(module.download) == ["refs", "dest", "settings"]
+    keywords = _optional_keywords(module.download)
+    assert keywords["creds"] is None and keywords["fetcher"] is None
+
+
 def test_unknown_download_key_is_named():
     region = small_region()
     region["download"]["inca"] = {"urll": "http://x"}
@@ -171,11 +192,6 @@ def test_cli_rejects_a_bad_date_range(capsys):
     with pytest.raises(SystemExit):
         main(["download", "--source", "inca", "--dates", "2023-07-05..2023-07-01"])
     assert "ends before it starts" in capsys.readouterr().err
-
-
-def job_counts(output: str) -> dict[str, int]:
-    table = output.split("Job stats:")[-1]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
 def test_vienna_dry_run_lists_one_download_job_per_source_and_day(tmp_path):

@@ -27,7 +27,8 @@ from lstfill.grid import Grid
 from lstfill.sources.inca import filename, read_inca, write_inca
 
 PATH = "/v1/grid/historical/inca-v1-1h-1km"
-META = json.loads((Path(__file__).parent / "fixtures/download/inca/metadata.json").read_text())
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "download"
+META = json.loads((FIXTURES / "inca" / "metadata.json").read_text())
 VIENNA = (16.33, 47.73, 17.85, 48.74)  # lon_min, lat_min, lon_max, lat_max
 DAY = datetime(2023, 7, 1, tzinfo=UTC)
 X = 600_500.0 + 1000.0 * np.arange(4)  # EPSG:31287 cell centres of a tiny answer

@@ -2,35 +2,37 @@
 `responses`, files from a local pytest-httpserver) and the pyModis backend against a local
 server with the Data Pool layout (``/MOLT/MOD11A1.061/YYYY.MM.DD/<files>``).
 
-``fixtures/download/modis_umm.json`` is hand-made in the CMR shape, not a recorded reply.
+``fixtures/download/modis_umm.json`` is hand-made in the CMR shape, not a recorded reply; CMR and
+the cloud files are :mod:`fakes.earthdata_server`'s.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
-import hashlib
-import json
 import logging
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
-from fnmatch import fnmatch
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
 import responses
-from affine import Affine
+from fakes.earthdata_server import (
+    VIENNA,
+    FakeCMR,
+    guarded,
+    serve_granules,
+    umm_items,
+    vienna_area,
+)
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
+from werkzeug import Response
 
-from lstfill.download import earthdata, modis
-from lstfill.download.base import Area, AuthError, DownloadError, FileRef
+from lstfill.download import modis
+from lstfill.download.base import AuthError, DownloadError, FileRef
 from lstfill.download.credentials import EarthdataCredentials, MissingCredentials
-from lstfill.grid import Grid
 from lstfill.sources.modis import (
     find_modis,
     granule_name,
@@ -40,21 +42,15 @@ from lstfill.sources.modis import (
     write_mod11a1,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "download"
-VIENNA = (16.3, 47.7, 17.9, 48.7)
 AUSTRIA = (9.5, 46.4, 17.2, 49.0)
 TOKEN = "tok-modis"
 TOKEN_CREDS = EarthdataCredentials(token=TOKEN, origin="test token")
+BEARER = f"Bearer {TOKEN}"
 POOL_CREDS = EarthdataCredentials(username="bob", password="pool-Pa55", origin="test secrets")
 DAY1, DAY2 = date(2023, 7, 1), date(2023, 7, 2)
 # Upper-left and lower-right corners of tile h19v04 (m, sinusoidal).
 UL = (-20015109.354 + 19 * modis.TILE_M, 10007554.677 - 4 * modis.TILE_M)
 LR = (UL[0] + modis.TILE_M, UL[1] - modis.TILE_M)
-
-
-def _area() -> Area:
-    grid = Grid("EPSG:32633", Affine(70.0, 0, 600_000.0, 0, -70.0, 5_400_000.0), 4, 4)
-    return Area("vienna", grid, "33UXP", VIENNA)
 
 
 def _basic(creds: EarthdataCredentials) -> str:
@@ -80,56 +76,32 @@ def test_tiles_for_bbox() -> None:
 
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(DownloadError, match="backend"):
-        modis.search(_area(), DAY1, DAY1, {"backend": "ftp"})
+        modis.search(vienna_area(), DAY1, DAY1, {"backend": "ftp"})
 
 
 # ---------------------------------------------------------------------------------------------
 # earthaccess backend
 
 
-def _cmr(rsps: responses.RequestsMock, items: list[dict]) -> list[dict]:
-    """Mock CMR's granule search (hit count, then the items matching the query); returns the
-    list the result-page queries are recorded in."""
-    searches: list[dict] = []
-
-    def reply(request) -> tuple[int, dict, str]:
-        q = parse_qs(urlsplit(request.url).query)
-        found = [
-            i
-            for i in items
-            if q["short_name"] == [i["umm"]["CollectionReference"]["ShortName"]]
-            and fnmatch(i["umm"]["GranuleUR"], q.get("readable_granule_name", ["*"])[0])
-        ]
-        if q["page_size"] != ["0"]:
-            searches.append(q)
-        body = json.dumps({"hits": len(found), "items": found[: int(q["page_size"][0])]})
-        return 200, {"CMR-Hits": str(len(found))}, body
-
-    rsps.add_callback(responses.GET, earthdata.CMR_URL, callback=reply)
-    return searches
-
-
-def _items() -> list[dict]:
-    return json.loads((FIXTURES / "modis_umm.json").read_text())["items"]
-
-
 def test_earthaccess_search_per_product_and_tile(rsps: responses.RequestsMock) -> None:
-    searches = _cmr(rsps, _items())
-    refs = modis.search(_area(), DAY1, DAY2, {})
+    cmr = FakeCMR(rsps, umm_items("modis_umm.json"))
+    refs = modis.search(vienna_area(), DAY1, DAY2, {})
     assert [r.name for r in refs] == [
         "MOD09GQ.A2023182.h19v04.061.2023184035355.hdf",
         "MOD11A1.A2023182.h19v04.061.2023183101520.hdf",
     ]
     assert all(r.kind == "hdf4" and r.size and r.checksum_algorithm == "MD5" for r in refs)
-    assert [q["readable_granule_name"] for q in searches] == [
+    assert [q["readable_granule_name"] for q in cmr.searches] == [
         ["MOD11A1.A*.h19v04.*"],
         ["MOD09GQ.A*.h19v04.*"],
     ]
-    for q in searches:
+    for q in cmr.searches:
         assert q["version"] == ["061"] and q["provider"] == ["LPCLOUD"]
         assert q["bounding_box"] == ["16.3,47.7,17.9,48.7"] and "cloud_hosted" not in q
         assert q["temporal[]"] == ["2023-07-01T00:00:00Z,2023-07-02T23:59:59Z"]
-    both = modis.search(_area(), DAY1, DAY1, {"products": "MOD11A1", "tiles": ["h18v04", "h19v04"]})
+    both = modis.search(
+        vienna_area(), DAY1, DAY1, {"products": "MOD11A1", "tiles": ["h18v04", "h19v04"]}
+    )
     assert [r.name[:24] for r in both] == ["MOD11A1.A2023182.h18v04.", "MOD11A1.A2023182.h19v04."]
 
 
@@ -158,43 +130,13 @@ def _hdf_files(tmp_path: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in (lst, refl)}
 
 
-def _serve_cloud(server: HTTPServer, files: dict[str, bytes], seen: list) -> list[dict]:
-    """The fixture items with links on `server` and the real sizes and MD5s of `files`."""
-    items = copy.deepcopy(_items())
-    for item in items:
-        for link in item["umm"]["RelatedUrls"]:
-            if link["URL"].startswith("https://"):
-                link["URL"] = server.url_for(urlsplit(link["URL"]).path)
-                name = link["URL"].rsplit("/", 1)[-1]
-                if name in files:
-                    handler = _guarded(files[name], f"Bearer {TOKEN}", seen)
-                    server.expect_request(urlsplit(link["URL"]).path).respond_with_handler(handler)
-        for entry in item["umm"]["DataGranule"]["ArchiveAndDistributionInformation"]:
-            if entry["Name"] in files:
-                entry["SizeInBytes"] = len(files[entry["Name"]])
-                md5 = hashlib.md5(files[entry["Name"]]).hexdigest()
-                entry["Checksum"] = {"Value": md5, "Algorithm": "MD5"}
-    return items
-
-
-def _guarded(body: bytes | str, authorization: str, seen: list, content_type: str = ""):
-    """A handler answering `body` only to requests carrying `authorization` (else 401)."""
-
-    def handler(request: Request) -> Response:
-        seen.append(request.headers.get("Authorization"))
-        if request.headers.get("Authorization") != authorization:
-            return Response("unauthorized", 401)
-        return Response(body, 200, content_type=content_type or "application/octet-stream")
-
-    return handler
-
-
 def test_earthaccess_download_reads_back(
     rsps: responses.RequestsMock, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
     seen: list = []
-    _cmr(rsps, _serve_cloud(httpserver, _hdf_files(tmp_path), seen))
-    refs = modis.search(_area(), DAY1, DAY1, {})
+    files = _hdf_files(tmp_path)
+    FakeCMR(rsps, serve_granules(umm_items("modis_umm.json"), httpserver, files, BEARER, seen))
+    refs = modis.search(vienna_area(), DAY1, DAY1, {})
     dest = tmp_path / "raw" / "modis"
     paths = modis.download(refs, dest, {}, creds=TOKEN_CREDS)
     assert len(paths) == 2 and seen == [f"Bearer {TOKEN}"] * 2
@@ -244,9 +186,7 @@ def _datapool(server: HTTPServer, tmp_path: Path, auth: str, seen: list) -> dict
             "2023.07.03": date(2023, 7, 3)}  # fmt: skip
     _redirect(server, PRODUCT_DIR)
     index = _index(PRODUCT_DIR, [f"{d}/" for d in days])
-    server.expect_request(PRODUCT_DIR).respond_with_handler(
-        _guarded(index, auth, seen, "text/html")
-    )
+    server.expect_request(PRODUCT_DIR).respond_with_handler(guarded(index, auth, seen, "text/html"))
     wanted = {}
     for folder, day in days.items():
         names = []
@@ -258,7 +198,7 @@ def _datapool(server: HTTPServer, tmp_path: Path, auth: str, seen: list) -> dict
             )  # fmt: skip
             names += [name, f"{name}.xml"]
             url_path = f"{PRODUCT_DIR}{folder}/{name}"
-            handler = _guarded(path.read_bytes(), auth, seen)
+            handler = guarded(path.read_bytes(), auth, seen)
             server.expect_request(url_path).respond_with_handler(handler)
             if h == 19 and DAY1 <= day <= DAY2:
                 wanted[name] = server.url_for(url_path)
@@ -300,7 +240,7 @@ def test_pymodis_lists_and_fetches_with_basic_auth(httpserver: HTTPServer, tmp_p
     opener = getattr(urllib.request, "_opener", None)
     with _bare_root_logger() as root:
         level = root.level
-        refs = modis.search(_area(), DAY1, DAY2, settings, creds=POOL_CREDS)
+        refs = modis.search(vienna_area(), DAY1, DAY2, settings, creds=POOL_CREDS)
         assert root.handlers == [] and root.level == level
     assert getattr(urllib.request, "_opener", None) is opener
     assert {r.name: r.url for r in refs} == wanted and all(r.kind == "hdf4" for r in refs)
@@ -323,7 +263,7 @@ def test_pymodis_prefers_the_hosts_netrc_entry(
     nettie = EarthdataCredentials(username="nettie", password="net-Pa55")
     seen: list = []
     wanted = _datapool(httpserver, tmp_path, _basic(nettie), seen)
-    refs = modis.search(_area(), DAY1, DAY2, _pool_settings(httpserver), creds=POOL_CREDS)
+    refs = modis.search(vienna_area(), DAY1, DAY2, _pool_settings(httpserver), creds=POOL_CREDS)
     assert sorted(r.name for r in refs) == sorted(wanted) and set(seen) == {_basic(nettie)}
 
 
@@ -340,5 +280,5 @@ def test_pymodis_server_errors(
     pytest.importorskip("pymodis.downmodis")
     httpserver.expect_request(PRODUCT_DIR).respond_with_data("no", status=status)
     with pytest.raises(error, match=match) as info:
-        modis.search(_area(), DAY1, DAY2, _pool_settings(httpserver), creds=POOL_CREDS)
+        modis.search(vienna_area(), DAY1, DAY2, _pool_settings(httpserver), creds=POOL_CREDS)
     assert POOL_CREDS.password not in str(info.value)

@@ -14,13 +14,14 @@ import pytest
 import rasterio
 import responses
 from affine import Affine
+from fakes import sentinelhub_server as hub
+from fakes.sentinelhub_server import CREDS, CRS_TEXT, TOKEN
 
+from lstfill.download import cdse, process_api
 from lstfill.download import sentinel2 as sh
 from lstfill.download.base import Area, DownloadError, lonlat_bbox
 from lstfill.grid import grid_from_config
 from lstfill.sources import sentinel2 as s2
-from tests.fixtures import sentinelhub_server as hub
-from tests.fixtures.sentinelhub_server import CREDS, CRS_TEXT, TOKEN
 
 SCENE = "S2B_MSIL2A_20230701T101559_N0509_R065_T33UXP_20230701T130012"
 OTHER_TILE = "S2B_MSIL2A_20230701T101559_N0509_R065_T33UXQ_20230701T130012"
@@ -45,7 +46,7 @@ def settings() -> dict[str, Any]:
 
 
 def refs_for(area: Area, settings: dict[str, Any]) -> list:
-    config = sh.sh_config(CREDS, settings)
+    config = cdse.sh_config(CREDS, settings)
     return sh.scene_refs(area, SCENE, ITEM_TIME, settings, config)
 
 
@@ -53,9 +54,9 @@ def refs_for(area: Area, settings: dict[str, Any]) -> list:
 
 
 def test_split_covers_exactly_with_limit():
-    assert sh.split(30, 16) == [(0, 15), (15, 15)]
-    assert sh.split(16, 16) == [(0, 16)]
-    parts = sh.split(10980, 2500)
+    assert process_api.split(30, 16) == [(0, 15), (15, 15)]
+    assert process_api.split(16, 16) == [(0, 16)]
+    parts = process_api.split(10980, 2500)
     assert len(parts) == 5 and all(size <= 2500 for _, size in parts)
     assert parts[0][0] == 0 and sum(size for _, size in parts) == 10980
 
@@ -86,7 +87,7 @@ def test_payload_content(area, settings):
     ref20 = next(r for r in refs if r.meta["res"] == 20)
     for ref in (ref10, ref20):
         assert ref.method == "POST" and ref.kind == "geotiff"
-        assert ref.url == f"{sh.CDSE_URL}/api/v1/process"
+        assert ref.url == f"{cdse.CDSE_URL}/api/v1/process"
         assert ref.headers == {"Accept": "image/tiff"}
         data = ref.json["input"]["data"][0]
         assert data["type"] == "sentinel-2-l2a"
@@ -116,12 +117,12 @@ def test_band_subset_and_bad_bands(area):
 
 
 def test_collection_is_idempotent_per_url():
-    cdse = sh.collection(sh.CDSE_URL)
-    assert cdse is sh.collection(sh.CDSE_URL + "/")
-    assert cdse.service_url == sh.CDSE_URL and cdse.api_id == "sentinel-2-l2a"
+    on_cdse = sh.collection(cdse.CDSE_URL)
+    assert on_cdse is sh.collection(cdse.CDSE_URL + "/")
+    assert on_cdse.service_url == cdse.CDSE_URL and on_cdse.api_id == "sentinel-2-l2a"
     other = sh.collection("http://localhost:1234")
     assert other is sh.collection("http://localhost:1234")
-    assert other is not cdse and other.service_url == "http://localhost:1234"
+    assert other is not on_cdse and other.service_url == "http://localhost:1234"
 
 
 def test_select_items():

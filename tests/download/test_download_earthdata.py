@@ -1,115 +1,43 @@
 """NASA Earthdata: login, CMR search, granule refs, and the ECOSTRESS and SRTM providers.
 
 The control plane (CMR, Earthdata Login) is mocked with `responses`; files come from a local
-pytest-httpserver. The UMM-JSON fixtures in ``fixtures/download/*_umm.json`` are hand-made in
-the CMR shape (acquisition notes, section 1.3), not recorded replies; the download tests point
-their links at the local server and put the real sizes and MD5s of generated files in them.
+pytest-httpserver (:mod:`fakes.earthdata_server`). The download tests point the
+fixture items' links at the local server and put the real sizes and MD5s of generated files in
+them.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
-import hashlib
-import json
 import logging
 from datetime import date
-from fnmatch import fnmatch
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import earthaccess
 import numpy as np
 import pytest
 import responses
 from affine import Affine
+from fakes.earthdata_server import (
+    VIENNA,
+    FakeCMR,
+    serve_granules,
+    umm_items,
+    vienna_area,
+)
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from lstfill.download import earthdata, ecostress, srtm
-from lstfill.download.base import Area, AuthError, DownloadError, FileRef
+from lstfill.download.base import AuthError, DownloadError, FileRef
 from lstfill.download.credentials import EarthdataCredentials, MissingCredentials
-from lstfill.grid import Grid
 from lstfill.sources.ecostress import LAYERS, find_granules, read_granule, write_granule
 from lstfill.sources.srtm import read_srtm, write_hgt_zip
 
-FIXTURES = Path(__file__).parent / "fixtures" / "download"
-VIENNA = (16.3, 47.7, 17.9, 48.7)
 GID = "ECOv002_L2T_LSTE_28355_005_33UXP_20230701T093215_0713_01"
 TOKEN = "tok-123"
 PASSWORD = "Secr3t-Pa55word"
 TOKEN_CREDS = EarthdataCredentials(token=TOKEN, origin="test token")
-
-
-def _items(name: str) -> list[dict]:
-    return json.loads((FIXTURES / name).read_text())["items"]
-
-
-def _area(tile: str | None = "33UXP") -> Area:
-    grid = Grid("EPSG:32633", Affine(70.0, 0, 600_000.0, 0, -70.0, 5_400_000.0), 4, 4)
-    return Area("vienna", grid, tile, VIENNA)
-
-
-class FakeCMR:
-    """CMR granule search: answers page_size=0 with the CMR-Hits header, other pages with the
-    items matching short_name, version and the readable_granule_name pattern."""
-
-    def __init__(self, rsps: responses.RequestsMock, items: list[dict], status: int = 200):
-        self.items, self.status, self.queries = items, status, []
-        rsps.add_callback(responses.GET, earthdata.CMR_URL, callback=self._reply)
-
-    def _reply(self, request) -> tuple[int, dict, str]:
-        q = parse_qs(urlsplit(request.url).query)
-        self.queries.append(q)
-        if self.status != 200:
-            return self.status, {}, '{"errors": ["boom"]}'
-        found = [i for i in self.items if _matches(i, q)]
-        page = found[: int(q["page_size"][0])]
-        body = json.dumps({"hits": len(found), "took": 3, "items": page})
-        return 200, {"CMR-Hits": str(len(found)), "Content-Type": "application/json"}, body
-
-    @property
-    def searches(self) -> list[dict]:
-        """The queries of the result pages (not the page_size=0 hit counts)."""
-        return [q for q in self.queries if q["page_size"] != ["0"]]
-
-
-def _matches(item: dict, q: dict) -> bool:
-    ref = item["umm"]["CollectionReference"]
-    if q["short_name"] != [ref["ShortName"]] or q["version"] != [ref["Version"]]:
-        return False
-    pattern = q.get("readable_granule_name")
-    return pattern is None or fnmatch(item["umm"]["GranuleUR"], pattern[0])
-
-
-def _serve(items: list[dict], server: HTTPServer, files: dict[str, bytes], seen: list) -> list:
-    """Point the items' HTTPS links at `server`, put the files' real sizes and MD5s in the UMM,
-    and serve the files (401 without the bearer token); `seen` collects request headers."""
-    items = copy.deepcopy(items)
-    for item in items:
-        for link in item["umm"]["RelatedUrls"]:
-            if link["URL"].startswith("https://"):
-                link["URL"] = server.url_for(urlsplit(link["URL"]).path)
-                name = link["URL"].rsplit("/", 1)[-1]
-                if name in files:
-                    path = urlsplit(link["URL"]).path
-                    server.expect_request(path).respond_with_handler(_file(files[name], seen))
-        for entry in item["umm"]["DataGranule"]["ArchiveAndDistributionInformation"]:
-            if entry["Name"] in files:
-                body = files[entry["Name"]]
-                entry["SizeInBytes"] = len(body)
-                entry["Checksum"] = {"Value": hashlib.md5(body).hexdigest(), "Algorithm": "MD5"}
-    return items
-
-
-def _file(body: bytes, seen: list):
-    def handler(request: Request) -> Response:
-        seen.append(dict(request.headers))
-        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return Response("unauthorized", 401)
-        return Response(body, 200, content_type="application/octet-stream")
-
-    return handler
+BEARER = f"Bearer {TOKEN}"
 
 
 @pytest.fixture(autouse=True)
@@ -173,7 +101,7 @@ def test_missing_credentials_fail_before_any_request(rsps: responses.RequestsMoc
 
 
 def test_search_granules_sends_the_query(rsps: responses.RequestsMock) -> None:
-    cmr = FakeCMR(rsps, _items("ecostress_umm.json"))
+    cmr = FakeCMR(rsps, umm_items("ecostress_umm.json"))
     granules = earthdata.search_granules(
         "ECO_L2T_LSTE", "002", date(2023, 7, 1), date(2023, 7, 2), bounding_box=VIENNA
     )
@@ -195,7 +123,7 @@ def test_search_granules_reports_cmr_errors(rsps: responses.RequestsMock) -> Non
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_granule_refs_keep_https_links_with_size_and_checksum() -> None:
-    granule = earthaccess.DataGranule(_items("ecostress_umm.json")[0])
+    granule = earthaccess.DataGranule(umm_items("ecostress_umm.json")[0])
     refs = earthdata.granule_refs(granule, suffixes=("_LST.tif", "_QC.tif"), kind="geotiff")
     assert [r.name for r in refs] == [f"{GID}_LST.tif", f"{GID}_QC.tif"]
     lst = refs[0]
@@ -213,8 +141,8 @@ def test_granule_refs_keep_https_links_with_size_and_checksum() -> None:
 def test_ecostress_search_by_tile_skips_incomplete_granules(
     rsps: responses.RequestsMock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cmr = FakeCMR(rsps, _items("ecostress_umm.json"))
-    refs = ecostress.search(_area(), date(2023, 7, 1), date(2023, 7, 2), {})
+    cmr = FakeCMR(rsps, umm_items("ecostress_umm.json"))
+    refs = ecostress.search(vienna_area(), date(2023, 7, 1), date(2023, 7, 2), {})
     assert [r.name for r in refs] == [f"{GID}_{layer}.tif" for layer in LAYERS]
     assert [r.size for r in refs] == [1000, 1010, 1030, 1040, 1050, 1060, 1070]
     assert all(r.checksum_algorithm == "MD5" and r.kind == "geotiff" for r in refs)
@@ -225,9 +153,9 @@ def test_ecostress_search_by_tile_skips_incomplete_granules(
 
 
 def test_ecostress_search_by_bbox_without_tile(rsps: responses.RequestsMock) -> None:
-    cmr = FakeCMR(rsps, _items("ecostress_umm.json"))
+    cmr = FakeCMR(rsps, umm_items("ecostress_umm.json"))
     refs = ecostress.search(
-        _area(tile=None), date(2023, 7, 1), date(2023, 7, 2), {"layers": ["LST"]}
+        vienna_area(tile=None), date(2023, 7, 1), date(2023, 7, 2), {"layers": ["LST"]}
     )
     assert len(refs) == 2  # the granule lacking "cloud" has the one layer asked for
     (q,) = cmr.searches
@@ -252,17 +180,25 @@ def _granule_files(tmp_path: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in paths}
 
 
+def _served_search(
+    rsps: responses.RequestsMock, server: HTTPServer, tmp_path: Path, settings: dict
+) -> tuple[list[FileRef], list]:
+    """The ECOSTRESS refs of a search whose granule files `server` serves, and the list their
+    requests' Authorization headers go to."""
+    seen: list = []
+    files = _granule_files(tmp_path)
+    FakeCMR(rsps, serve_granules(umm_items("ecostress_umm.json"), server, files, BEARER, seen))
+    return ecostress.search(vienna_area(), date(2023, 7, 1), date(2023, 7, 2), settings), seen
+
+
 def test_ecostress_download_writes_readable_granules(
     rsps: responses.RequestsMock, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    seen: list[dict] = []
-    items = _serve(_items("ecostress_umm.json"), httpserver, _granule_files(tmp_path), seen)
-    FakeCMR(rsps, items)
-    refs = ecostress.search(_area(), date(2023, 7, 1), date(2023, 7, 2), {})
+    refs, seen = _served_search(rsps, httpserver, tmp_path, {})
     dest = tmp_path / "raw" / "ecostress"
     paths = ecostress.download(refs, dest, {}, creds=TOKEN_CREDS)
     assert [p.name for p in paths] == [f"{GID}_{layer}.tif" for layer in LAYERS]
-    assert len(seen) == 7 and all(h["Authorization"] == f"Bearer {TOKEN}" for h in seen)
+    assert seen == [f"Bearer {TOKEN}"] * 7
     assert find_granules(dest) == [GID]
     scene = read_granule(dest, GID)
     assert np.allclose(scene.lst.data, 300.0) and scene.valid.all()
@@ -274,10 +210,7 @@ def test_ecostress_download_writes_readable_granules(
 def test_data_server_401_names_what_to_set(
     rsps: responses.RequestsMock, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    seen: list[dict] = []
-    items = _serve(_items("ecostress_umm.json"), httpserver, _granule_files(tmp_path), seen)
-    FakeCMR(rsps, items)
-    refs = ecostress.search(_area(), date(2023, 7, 1), date(2023, 7, 2), {"layers": ["LST"]})
+    refs, _ = _served_search(rsps, httpserver, tmp_path, {"layers": ["LST"]})
     refs = [r for r in refs if r.name.startswith(GID)]
     wrong = EarthdataCredentials(token="expired-token", origin="test token")
     with pytest.raises(AuthError, match="HTTP 401.*EARTHDATA_TOKEN") as info:
@@ -291,8 +224,8 @@ def test_data_server_401_names_what_to_set(
 
 
 def test_srtm_search_keeps_tiles_overlapping_the_bbox(rsps: responses.RequestsMock) -> None:
-    cmr = FakeCMR(rsps, _items("srtm_umm.json"))
-    refs = srtm.search(_area(), settings={})
+    cmr = FakeCMR(rsps, umm_items("srtm_umm.json"))
+    refs = srtm.search(vienna_area(), None, None, {})
     names = [r.name for r in refs]
     assert names == [f"{t}.SRTMGL1.hgt.zip" for t in ("N47E016", "N47E017", "N48E016", "N48E017")]
     assert all(r.kind == "zip" and r.size for r in refs)
@@ -306,13 +239,14 @@ def test_srtm_download_with_password_login(
 ) -> None:
     heights = np.arange(1201 * 1201, dtype=np.int32).reshape(1201, 1201) % 3000
     tile = write_hgt_zip(tmp_path / "N48E016.SRTMGL1.hgt.zip", heights, 48, 16)
-    seen: list[dict] = []
-    items = _serve(_items("srtm_umm.json"), httpserver, {tile.name: tile.read_bytes()}, seen)
+    seen: list = []
+    files = {tile.name: tile.read_bytes()}
+    items = serve_granules(umm_items("srtm_umm.json"), httpserver, files, BEARER, seen)
     FakeCMR(rsps, items)
     rsps.post(earthdata.TOKEN_URL, json={"access_token": TOKEN, "expiration_date": "1/1/2031"})
-    refs = [r for r in srtm.search(_area(), settings={}) if r.name == tile.name]
+    refs = [r for r in srtm.search(vienna_area(), None, None, {}) if r.name == tile.name]
     creds = EarthdataCredentials(username="alice", password=PASSWORD, origin="test secrets")
     (path,) = srtm.download(refs, tmp_path / "raw" / "srtm", {}, creds=creds)
-    assert seen[0]["Authorization"] == f"Bearer {TOKEN}"
+    assert seen == [f"Bearer {TOKEN}"]
     dem = read_srtm(path)
     assert dem.data.shape == (1201, 1201) and dem.data[0, 5] == 5.0
