@@ -27,6 +27,7 @@ from lstfill.gapfill.features import (
 )
 from lstfill.gapfill.inputs import LstSeries
 from lstfill.io import load_netcdf, write_netcdf
+from lstfill.splits import TRAIN, VAL, window_inside
 
 
 @dataclass
@@ -85,6 +86,39 @@ def sample_patches(
     if not parts:
         raise InputError(series.source, "no clear pixel to sample patches from in this split")
     return PatchSamples.concat(parts)
+
+
+def split_patches(
+    series: LstSeries,
+    train_index: np.ndarray,
+    val_index: np.ndarray,
+    history_allowed: np.ndarray,
+    features: FeatureSet,
+    *,
+    size: int,
+    max_per_acquisition: int,
+    rng: np.random.Generator,
+    blocks: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The training and validation patches, each from its own acquisitions and, given a block
+    map `blocks`, from windows wholly inside its own blocks (anywhere on land without one); the
+    normalisation fitted on the training patches; and the (night, day) LST patterns of the
+    `history_allowed` acquisitions, which the `lst_pattern` feature of the patches reads."""
+    history = History(series, history_allowed)
+    if blocks is None:
+        train_px = val_px = series.land
+    else:
+        train_px = window_inside(blocks, TRAIN, size // 2) & series.land
+        val_px = window_inside(blocks, VAL, size // 2) & series.land
+    args = (features, size, history, max_per_acquisition, rng)
+    train = sample_patches(series, np.asarray(train_index), train_px, *args)
+    val = sample_patches(series, np.asarray(val_index), val_px, *args)
+    return {
+        "train": train,
+        "val": val,
+        "norm": fit_normaliser(train, features),
+        "patterns": (history.class_pattern(False), history.class_pattern(True)),
+    }
 
 
 def fit_normaliser(samples: PatchSamples, features: FeatureSet) -> Normaliser:

@@ -18,16 +18,15 @@ from threadpoolctl import threadpool_limits
 
 from lstfill.device import job_device
 from lstfill.errors import InputError
-from lstfill.gapfill.dataset import fit_normaliser, read_patches, sample_patches, write_patches
+from lstfill.gapfill.dataset import read_patches, split_patches, write_patches
 from lstfill.gapfill.evaluate import evaluate_pairs, select_pairs
-from lstfill.gapfill.features import FeatureSet, History, check_features
+from lstfill.gapfill.features import FeatureSet, check_features
 from lstfill.gapfill.inputs import LstSeries, load_cubes, load_series
 from lstfill.gapfill.method.cnn import CnnFiller
 from lstfill.io import atomic_output, write_cog, write_json
-from lstfill.splits import TEST, TRAIN, VAL, split_blocks, split_dates, window_inside
-from lstfill.training.checkpoint import load_checkpoint, save_checkpoint
-from lstfill.training.curves import plot_training_curve
-from lstfill.training.workdir import reset_stale_workdir
+from lstfill.method import train_method
+from lstfill.splits import TEST, split_blocks, split_dates
+from lstfill.training.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 DEVICE_KEY = "gapfill.training.device"
@@ -119,17 +118,17 @@ def dataset(
     train = _index(series, split["train"], split_out)
     val = _index(series, split["val"], split_out)
     blocks = block_map(series, split)
-    r = cfg["patch_size"] // 2
-    history = History(series, _allowed(series, train))
-    rng = np.random.default_rng(cfg["split"]["seed"])
-    args = (features, cfg["patch_size"], history, cfg["max_patches_per_acquisition"], rng)
-    train_px = window_inside(blocks, TRAIN, r) & series.land
-    val_px = window_inside(blocks, VAL, r) & series.land
-    samples = {
-        "train": sample_patches(series, train, train_px, *args),
-        "val": sample_patches(series, val, val_px, *args),
-    }
-    norm = fit_normaliser(samples["train"], features)
+    samples = split_patches(
+        series,
+        train,
+        val,
+        _allowed(series, train),
+        features,
+        size=cfg["patch_size"],
+        max_per_acquisition=cfg["max_patches_per_acquisition"],
+        rng=np.random.default_rng(cfg["split"]["seed"]),
+        blocks=blocks,
+    )
     log.info(
         "%d training patches from %d acquisitions, %d validation patches from %d",
         len(samples["train"]),
@@ -137,13 +136,11 @@ def dataset(
         len(samples["val"]),
         len(val),
     )
-    maps = {
-        "pattern_night": history.class_pattern(False),
-        "pattern_day": history.class_pattern(True),
-        "block_split": blocks.astype(np.int8),
-    }
+    night, day = samples["patterns"]
+    maps = {"pattern_night": night, "pattern_day": day, "block_split": blocks.astype(np.int8)}
     attrs = {"patch_size": cfg["patch_size"], "acquisitions": series.ids, "split": split}
-    write_patches(dataset_out, samples, features, norm, attrs, maps)
+    splits = {"train": samples["train"], "val": samples["val"]}
+    write_patches(dataset_out, splits, features, samples["norm"], attrs, maps)
     with atomic_output(split_out) as tmp:
         tmp.write_text(json.dumps(split, indent=2))
 
@@ -156,7 +153,8 @@ def train(
     checkpoint_out: str | Path,
     curve_out: str | Path,
     workdir: str | Path,
-) -> None:
+    progress: bool = True,
+) -> CnnFiller:
     """Train the CNN on the patch dataset (resuming from `workdir`), calibrate its intervals on
     the validation days, and write the checkpoint and the training curve."""
     job_device(cfg["training"]["device"], DEVICE_KEY)
@@ -178,25 +176,26 @@ def train(
         "norm": norm,
         "patterns": (maps["pattern_night"], maps["pattern_day"]),
     }
-    reset_stale_workdir(
-        workdir,
-        {
-            "dataset": norm.to_dict(),
-            "features": features.to_dict(),
-            "training": cfg["training"],
-            **filler.hyper,
-        },
-    )
-    result = filler.fit_samples(samples, workdir)
     series = load_cubes(cube_paths)
     split = json.loads(Path(split_path).read_text())
-    filler.calibrate(series, _index(series, split["val"], split_path))
-    state = filler.state()
-    state["extra"]["history"] = result.history
-    state["extra"]["best_epoch"] = result.best_epoch
-    state["extra"]["split"] = split
-    save_checkpoint(checkpoint_out, **state)
-    plot_training_curve(result.history, curve_out, title="gap-fill patch CNN")
+    fingerprint = {
+        "dataset": norm.to_dict(),
+        "features": features.to_dict(),
+        "training": cfg["training"],
+        **filler.hyper,
+    }
+    train_method(
+        filler,
+        (samples, series, _index(series, split["val"], split_path)),
+        fingerprint,
+        workdir,
+        checkpoint_out,
+        curve_out,
+        title="gap-fill patch CNN",
+        extra={"split": split},
+        progress=progress,
+    )
+    return filler
 
 
 def load_filler(checkpoint: str | Path, device: str | torch.device = "auto") -> CnnFiller:

@@ -11,9 +11,11 @@ from scipy import ndimage
 from lstfill.errors import ConfigError, InputError
 from lstfill.gapfill.features import FeatureSet, extract_patches
 from lstfill.gapfill.inputs import LstSeries
+from lstfill.gapfill.method import METHODS
 from lstfill.gapfill.method.cnn import CnnFiller, predict_map
 from lstfill.gapfill.model import PatchCNN
 from lstfill.grid import Grid
+from lstfill.method import load_method
 from lstfill.training.checkpoint import load_checkpoint, save_checkpoint
 from lstfill.training.rng import seed_everything
 
@@ -182,9 +184,8 @@ def trained(tmp_path_factory):
     allowed = np.zeros(len(series.times), bool)
     allowed[TRAIN_IDX] = True
     seed_everything(0)  # the weight init reads the global RNG (see test_fit_is_reproducible)
-    result = filler.fit(
-        series, TRAIN_IDX, VAL_IDX, allowed, tmp_path_factory.mktemp("cnn"), progress=False
-    )
+    samples = filler.build_samples(series, TRAIN_IDX, VAL_IDX, allowed)
+    result = filler.fit((samples, series, VAL_IDX), tmp_path_factory.mktemp("cnn"), progress=False)
     return filler, series, truth, result
 
 
@@ -244,6 +245,7 @@ def test_state_roundtrip_through_checkpoint(trained, tmp_path):
         save_checkpoint(tmp_path / "cnn.pt", **filler.state())
         state = load_checkpoint(tmp_path / "cnn.pt")
         back = CnnFiller.from_state(state, device="cpu")
+        assert isinstance(load_method(tmp_path / "cnn.pt", METHODS, "cpu"), CnnFiller)
         assert back.features == FEATURES
         assert back.hyper == filler.hyper
         assert back.calibration == filler.calibration
@@ -275,7 +277,7 @@ def test_missing_feature_is_named(trained, tmp_path):
     assert "t2m" in str(e.value) and "no_t2m.nc" in str(e.value)
     fresh = _filler()
     with pytest.raises(InputError, match="t2m"):
-        fresh.fit(lacking, TRAIN_IDX, VAL_IDX, np.ones(12, bool), tmp_path, progress=False)
+        fresh.build_samples(lacking, TRAIN_IDX, VAL_IDX, np.ones(12, bool))
     with pytest.raises(RuntimeError, match="not trained"):
         fresh.fill(series, 0)
 
@@ -288,6 +290,7 @@ def test_fit_is_reproducible_whatever_the_global_rng(tmp_path):
     for pre in (1, 2):
         torch.manual_seed(pre)
         f = _filler(mc_passes=0, train={"epochs": 1, "batch_size": 128, "device": "cpu"})
-        r = f.fit(series, TRAIN_IDX, VAL_IDX, allowed, tmp_path / str(pre), progress=False)
+        samples = f.build_samples(series, TRAIN_IDX, VAL_IDX, allowed)
+        r = f.fit((samples, series, VAL_IDX), tmp_path / str(pre), progress=False)
         histories.append([(h["train_loss"], h["val_loss"]) for h in r.history])
     assert histories[0] == histories[1]

@@ -10,10 +10,13 @@ from scipy import ndimage
 
 from lstfill.gapfill.features import FeatureSet
 from lstfill.gapfill.inputs import LstSeries
-from lstfill.gapfill.method.context import ContextFiller
+from lstfill.gapfill.method import METHODS
+from lstfill.gapfill.method.context import TRAINING, ContextConfig, ContextFiller
 from lstfill.gapfill.model import ContextUNet
 from lstfill.grid import Grid
+from lstfill.method import load_method
 from lstfill.training.checkpoint import load_checkpoint, save_checkpoint
+from lstfill.training.settings import TrainConfig
 
 H, W, T = 28, 26, 14
 TARGET = 3
@@ -22,12 +25,9 @@ TINY = {
     "depth": 2,
     "crop": 16,
     "sigmas": (2.0, 6.0),
-    "epochs": 6,
     "samples_per_epoch": 32,
-    "batch_size": 8,
-    "learning_rate": 5e-3,
     "val_samples": 2,
-    "device": "cpu",
+    "training": {"epochs": 6, "batch_size": 8, "learning_rate": 5e-3, "device": "cpu"},
 }
 
 
@@ -69,7 +69,7 @@ def _fit(series: LstSeries, tmp_path, name: str) -> ContextFiller:
     allowed = np.ones(T, dtype=bool)
     allowed[TARGET] = False
     filler = ContextFiller(FEATURES, **TINY)
-    filler.fit(series, train, [12, 13], allowed, tmp_path / name)
+    filler.fit((series, train, [12, 13], allowed), tmp_path / name, progress=False)
     return filler
 
 
@@ -138,6 +138,22 @@ def test_state_round_trip(trained, tmp_path) -> None:
     np.testing.assert_array_equal(a.halfwidth90, b.halfwidth90)
     assert again.cfg == filler.cfg
     assert again.features == filler.features
+    assert isinstance(load_method(path, METHODS), ContextFiller)
+
+
+def test_checkpoint_of_the_flat_config_layout_loads(trained) -> None:
+    """Checkpoints written before the training options had a section list them at the top."""
+    _, filler = trained
+    state = filler.state()
+    training = state["config"].pop("training")
+    old = ("epochs", "batch_size", "learning_rate", "weight_decay", "patience", "lr_patience")
+    state["config"].update({k: training[k] for k in (*old, "seed", "device")})
+    assert ContextFiller.from_state(state).cfg == filler.cfg
+
+
+def test_training_options_go_on_top_of_the_context_defaults() -> None:
+    assert ContextConfig().training == TrainConfig(**TRAINING)
+    assert ContextConfig(training={"epochs": 3}).training == TrainConfig(**TRAINING | {"epochs": 3})
 
 
 def test_calibrated_halfwidth_positive_on_land(trained) -> None:

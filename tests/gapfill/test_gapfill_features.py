@@ -10,8 +10,8 @@ import pytest
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from affine import Affine
+from fakes.cubes import write_fake_cube
 
-from lstfill.cube import write_cube as save_cube
 from lstfill.errors import InputError
 from lstfill.gapfill.dataset import (
     PatchSamples,
@@ -340,40 +340,28 @@ def _cube_grid(h: int = 6, w: int = 5, x0: float = X0) -> Grid:
 def write_cube(
     path: Path, when: str, grid: Grid, value: float, *, drop: tuple[str, ...] = ()
 ) -> Path:
-    """A per-acquisition cube like lstfill's: (time=1, y, x) LST layers and covariates, (y, x)
-    static layers, CF grid mapping, 70 m pixel-centre coordinates. Variables hold `value` so
-    the stacking order can be read back."""
+    """A per-acquisition cube at `when` on `grid` whose variables hold `value`, so that the
+    stacking order can be read back."""
     h, w = grid.shape
-    lst = np.full((1, h, w), 280.0 + value, np.float32)
-    valid = np.ones((1, h, w), np.uint8)
-    valid[0, 0, 0] = 0  # a value but flagged not clear: must load as NaN
-    lst[0, 1, 1] = np.nan
-    valid[0, 1, 1] = 0
+    lst = np.full((h, w), 280.0 + value, np.float32)
+    valid = np.ones((h, w), np.uint8)
+    valid[0, 0] = 0  # a value but flagged not clear: must load as NaN
+    lst[1, 1] = np.nan
+    valid[1, 1] = 0
     water = np.zeros((h, w), np.uint8)
     water[-1, -1] = 1
-    lst[0, -1, -1] = np.nan
-    valid[0, -1, -1] = 0
+    lst[-1, -1] = np.nan
+    valid[-1, -1] = 0
     layers = {
         "lst": lst,
         "lst_valid": valid,
-        "lst_err": np.full((1, h, w), 1.5, np.float32),
-        "b04": np.full((1, h, w), value / 100, np.float32),
-        "t2m": np.full((1, h, w), 270.0 + value, np.float32),
+        "lst_err": np.full((h, w), 1.5, np.float32),
+        "b04": np.full((h, w), value / 100, np.float32),
+        "t2m": np.full((h, w), 270.0 + value, np.float32),
     }
-    ds = xr.Dataset(
-        {k: (("time", "y", "x"), v) for k, v in layers.items() if k not in drop},
-        coords={
-            "time": ("time", [np.datetime64(when, "ns")]),
-            "y": ("y", grid.y),
-            "x": ("x", grid.x),
-        },
-    )
-    ds["elevation"] = (("y", "x"), np.arange(h * w, dtype=np.float32).reshape(h, w))
-    ds["water"] = (("y", "x"), water)
-    ds = ds.rio.write_crs(grid.pyproj_crs.to_wkt()).rio.write_transform(grid.transform)
-    for name in ds.data_vars:
-        ds[name].attrs["grid_mapping"] = "spatial_ref"
-    return save_cube(ds, path)
+    elevation = np.arange(h * w, dtype=np.float32).reshape(h, w)
+    static = {"elevation": elevation, "water": water}
+    return write_fake_cube(path, grid, when, layers, static, drop=drop)
 
 
 def test_load_cubes_stacks_by_time(tmp_path):

@@ -12,14 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-import rioxarray  # noqa: F401  (registers the .rio accessor)
 import torch
 import xarray as xr
 from affine import Affine
+from fakes.cubes import write_fake_cube
 from scipy import ndimage
 
 from lstfill.config import validate_config
-from lstfill.cube import write_cube as save_cube
 from lstfill.errors import InputError
 from lstfill.gapfill import steps
 from lstfill.gapfill.dataset import read_patches
@@ -89,8 +88,7 @@ def _static() -> tuple[np.ndarray, np.ndarray]:
 def write_cube(
     folder: Path, k: int, clear: float, hour: int, *, drop: tuple[str, ...] = ()
 ) -> Path:
-    """Acquisition k's cube, laid out like lstfill's (time=1, y, x; static (y, x); CF grid
-    mapping; 70 m pixel centres; file named by the acquisition id)."""
+    """Acquisition k's cube on the 70 m grid, named by its acquisition id."""
     rng = np.random.default_rng(100 + k)
     elev, water = _static()
     when = dt.datetime(2023, 7, 1 + k, hour, 17, 5)
@@ -116,17 +114,16 @@ def write_cube(
         "b04": b04,
         "t2m": t2m,
     }
-    ds = xr.Dataset(
-        {n: (("time", "y", "x"), v[None]) for n, v in layers.items() if n not in drop},
-        coords={"time": ("time", [np.datetime64(when, "ns")]), "y": GRID.y, "x": GRID.x},
+    acquisition = f"{when:%Y%m%dT%H%M%S}"
+    return write_fake_cube(
+        folder / f"{acquisition}.nc",
+        GRID,
+        when,
+        layers,
+        {"elevation": elev, "water": water},
+        drop=drop,
+        attrs={"acquisition": acquisition},
     )
-    ds["elevation"] = (("y", "x"), elev)
-    ds["water"] = (("y", "x"), water)
-    ds = ds.rio.write_crs(GRID.pyproj_crs.to_wkt()).rio.write_transform(GRID.transform)
-    for name in ds.data_vars:
-        ds[name].attrs["grid_mapping"] = "spatial_ref"
-    ds.attrs["acquisition"] = f"{when:%Y%m%dT%H%M%S}"
-    return save_cube(ds, folder / f"{when:%Y%m%dT%H%M%S}.nc")
 
 
 @pytest.fixture(scope="module")
@@ -351,27 +348,25 @@ def test_train_resumes_after_interruption(region, tmp_path, caplog):
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
 
 
-def test_train_refuses_a_dataset_of_other_features(region, tmp_path):
-    cfg = copy.deepcopy(region["cfg"])
+def _other_features(cfg: dict) -> None:
     cfg["features"]["numeric"] = ["t2m", "elevation"]
-    with pytest.raises(InputError, match="features"):
-        steps.train(
-            region["dataset"],
-            region["cubes"],
-            region["split"],
-            cfg,
-            tmp_path / "m.pt",
-            tmp_path / "c.png",
-            tmp_path / "w",
-        )
-    assert not (tmp_path / "m.pt").exists()
 
 
-def test_train_refuses_a_dataset_of_other_patch_size(region, tmp_path):
-    cfg = _config(epochs=1)
+def _other_patch_size(cfg: dict) -> None:
     cfg["patch_size"] = 3
     cfg["model"]["filters"] = [8, 8]
-    with pytest.raises(InputError, match="patch"):
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [(_other_features, "features"), (_other_patch_size, "patch")],
+    ids=["features", "patch_size"],
+)
+def test_train_refuses_a_dataset_built_otherwise(region, tmp_path, change, named):
+    """A config whose features or patch size differ from the dataset's trains nothing."""
+    cfg = copy.deepcopy(region["cfg"])
+    change(cfg)
+    with pytest.raises(InputError, match=named):
         steps.train(
             region["dataset"],
             region["cubes"],

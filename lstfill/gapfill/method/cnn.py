@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,10 +27,9 @@ from torch import nn
 
 from lstfill.device import resolve_device
 from lstfill.errors import InputError
-from lstfill.gapfill.dataset import PatchDataset, fit_normaliser, sample_patches
+from lstfill.gapfill.dataset import PatchDataset, split_patches
 from lstfill.gapfill.features import (
     FeatureSet,
-    History,
     Normaliser,
     StoredPattern,
     categorical_stack,
@@ -40,12 +39,12 @@ from lstfill.gapfill.features import (
 from lstfill.gapfill.inputs import FillResult, LstSeries
 from lstfill.gapfill.model import PatchCNN, _kernel, enable_mc_dropout
 from lstfill.gapfill.residuals import correct_residuals
-from lstfill.splits import TRAIN, VAL, window_inside
 from lstfill.training.loop import TrainResult, fit
 from lstfill.training.rng import seed_everything
 from lstfill.training.settings import TrainConfig
 
 log = logging.getLogger(__name__)
+MODEL_NAME = "gapfill_patch_cnn"
 
 
 @torch.no_grad()
@@ -103,7 +102,7 @@ class CnnFiller:
     validation acquisitions' artificially hidden pixels fall inside.
     """
 
-    name = "cnn"
+    name: ClassVar[str] = MODEL_NAME
 
     def __init__(
         self,
@@ -153,23 +152,20 @@ class CnnFiller:
         history_allowed: np.ndarray,
         block_map: np.ndarray | None = None,
     ) -> dict[str, Any]:
-        """Training and validation patches (from their own dates and blocks) and normalisation."""
+        """Training and validation patches (from their own dates and, with `block_map`, blocks),
+        their normalisation and the training LST patterns (see `split_patches`)."""
         check_features(series, self.features)
-        r = self.hyper["patch"] // 2
-        history = History(series, history_allowed)
-        rng = np.random.default_rng(self.hyper["seed"])
-        if block_map is None:
-            train_px = val_px = series.land
-        else:
-            train_px = window_inside(block_map, TRAIN, r) & series.land
-            val_px = window_inside(block_map, VAL, r) & series.land
-        n = self.hyper["max_per_acquisition"]
-        args = (self.features, self.hyper["patch"], history, n, rng)
-        train = sample_patches(series, np.asarray(train_index), train_px, *args)
-        val = sample_patches(series, np.asarray(val_index), val_px, *args)
-        norm = fit_normaliser(train, self.features)
-        patterns = (history.class_pattern(False), history.class_pattern(True))
-        return {"train": train, "val": val, "norm": norm, "patterns": patterns}
+        return split_patches(
+            series,
+            train_index,
+            val_index,
+            history_allowed,
+            self.features,
+            size=self.hyper["patch"],
+            max_per_acquisition=self.hyper["max_per_acquisition"],
+            rng=np.random.default_rng(self.hyper["seed"]),
+            blocks=block_map,
+        )
 
     def new_model(self, norm: Normaliser) -> PatchCNN:
         return PatchCNN(
@@ -203,17 +199,15 @@ class CnnFiller:
 
     def fit(
         self,
-        series: LstSeries,
-        train_index: np.ndarray,
-        val_index: np.ndarray,
-        history_allowed: np.ndarray,
+        data: tuple[dict[str, Any], LstSeries, np.ndarray],
         workdir: str | Path,
         *,
-        block_map: np.ndarray | None = None,
         progress: bool = True,
     ) -> TrainResult:
-        """Sample, train and calibrate the intervals on the validation acquisitions."""
-        samples = self.build_samples(series, train_index, val_index, history_allowed, block_map)
+        """Train, then calibrate the intervals. `data` is (samples, series, val_index): the
+        patches (`build_samples`'s, or the dataset file's), and the series whose `val_index`
+        acquisitions calibrate the intervals."""
+        samples, series, val_index = data
         result = self.fit_samples(samples, workdir, progress=progress)
         self.calibrate(series, np.asarray(val_index))
         return result
@@ -334,7 +328,7 @@ class CnnFiller:
         model, norm = self._require_fitted()
         assert self.patterns is not None
         return {
-            "model_name": "gapfill_patch_cnn",
+            "model_name": MODEL_NAME,
             "model_kwargs": {
                 "n_numeric": len(self.features.numeric),
                 "n_classes": norm.n_classes(self.features.categorical),
@@ -357,7 +351,7 @@ class CnnFiller:
     @classmethod
     def from_state(cls, state: dict[str, Any], device: str | torch.device = "auto") -> CnnFiller:
         """Rebuild a trained filler from a checkpoint dict, its network on `device`."""
-        if state.get("model_name") != "gapfill_patch_cnn":
+        if state.get("model_name") != MODEL_NAME:
             raise InputError(
                 state.get("path", "(checkpoint)"),
                 f"not a gap-fill CNN checkpoint (model {state.get('model_name')!r})",

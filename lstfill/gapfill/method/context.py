@@ -34,17 +34,14 @@ and the pattern come from the `history_allowed` acquisitions only.
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-from scipy import ndimage
-from torch import nn
 
 from lstfill.device import resolve_device
 from lstfill.errors import LstfillError
@@ -56,6 +53,13 @@ from lstfill.gapfill.features import (
     numeric_stack,
 )
 from lstfill.gapfill.inputs import FillResult, LstSeries
+from lstfill.gapfill.method.context_inference import (
+    CAL_EDGES,
+    calibrate,
+    distance_px,
+    halfwidth90,
+    predict_anomaly,
+)
 from lstfill.gapfill.method.context_inputs import (
     ContextInputs,
     _numeric_names,
@@ -65,11 +69,10 @@ from lstfill.gapfill.method.context_inputs import (
     scene_offset,
 )
 from lstfill.gapfill.method.context_samples import (
+    FixedSamples,
     GapSamples,
-    _blob_mask,
-    _FixedSamples,
     _Prepared,
-    _sample,
+    validation_items,
 )
 from lstfill.gapfill.model import ContextUNet
 from lstfill.training.loop import TrainResult
@@ -78,20 +81,25 @@ from lstfill.training.rng import seed_everything
 from lstfill.training.settings import TrainConfig
 
 MODEL_NAME = "context_unet"
-# Distance-to-visible bin edges (px) of the calibrated 90 % half-width.
-_CAL_EDGES = (1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 20.0, 35.0, 60.0, math.inf)
-_CAL_MIN_SAMPLES = 50
-
-
-# --------------------------------------------------------------------------- network
-
-
-# --------------------------------------------------------------------------- configuration
+# The context model's training where it departs from the shared loop's defaults
+# ($defs/training): few scenes, so small batches of large crops, a faster start, a plateau
+# schedule and more patience. Options given to the model override these, one by one.
+TRAINING: dict[str, Any] = {
+    "epochs": 40,
+    "batch_size": 16,
+    "learning_rate": 2e-3,
+    "weight_decay": 1e-5,
+    "lr_schedule": "plateau",
+    "lr_patience": 3,
+    "patience": 8,
+}
 
 
 @dataclass(frozen=True)
 class ContextConfig:
-    """Hyper-parameters of the context model (network, inputs, training, inference)."""
+    """Settings of the context model: its network, inputs, training samples and inference, and
+    its `training` (the shared loop's options; given as a mapping, its options go on top of
+    `TRAINING`)."""
 
     base: int = 32
     depth: int = 3
@@ -112,24 +120,22 @@ class ContextConfig:
     huber_delta: float = 1.0
     # Share of training samples whose gaps are synthetic blobs instead of a donor's clouds.
     synthetic_mask_share: float = 0.0
-    epochs: int = 40
+    # Training samples drawn per epoch, new ones every epoch (it sets the epoch's batches:
+    # training.max_batches_per_epoch is samples_per_epoch // training.batch_size).
     samples_per_epoch: int = 256
-    batch_size: int = 16
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-5
-    patience: int = 8
-    lr_patience: int = 3
     val_samples: int = 4
     val_crop: int = 256
     # Average the prediction over the 8 flips/rotations of the input (test-time augmentation).
     tta: bool = True
     tile: int = 256
     overlap: int = 32
-    seed: int = 0
-    device: str = "auto"
+    training: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(**TRAINING))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sigmas", tuple(float(s) for s in self.sigmas))
+        if isinstance(self.training, Mapping):  # options on top of TRAINING
+            training = TrainConfig.from_dict({**TRAINING, **self.training})
+            object.__setattr__(self, "training", training)
         if self.crop < 2**self.depth or self.tile <= 2 * self.overlap:
             raise ValueError("crop must be >= 2**depth and tile > 2 * overlap")
 
@@ -139,10 +145,14 @@ class ContextConfig:
         return d
 
 
-# --------------------------------------------------------------------------- input channels
-
-
-# --------------------------------------------------------------------------- training data
+def _sectioned(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's config in `ContextConfig.to_dict`'s layout: those written before the
+    training options had a section of their own list them at the top."""
+    d = dict(config)
+    if "training" not in d:
+        options = {f.name for f in dataclasses.fields(TrainConfig)}
+        d["training"] = {k: d.pop(k) for k in list(d) if k in options}
+    return d
 
 
 def masked_huber(pred: torch.Tensor, target: torch.Tensor, delta: float = 1.0) -> torch.Tensor:
@@ -152,52 +162,14 @@ def masked_huber(pred: torch.Tensor, target: torch.Tensor, delta: float = 1.0) -
     return (loss * w).sum() / w.sum().clamp_min(1e-6)
 
 
-# --------------------------------------------------------------------------- filler
-
-
-def _distance_px(visible: np.ndarray) -> np.ndarray:
-    if visible.all() or not visible.any():
-        return np.zeros(visible.shape) if visible.any() else np.full(visible.shape, np.inf)
-    return ndimage.distance_transform_edt(~visible)
-
-
-def _calibrate(errors: np.ndarray, distance: np.ndarray) -> list[float]:
-    """90 % quantile of |error| per distance bin, non-decreasing with distance; sparse bins
-    take the previous bin's value."""
-    values: list[float] = []
-    lo = 0.0
-    overall = float(np.quantile(np.abs(errors), 0.9)) if errors.size else 1.0
-    for hi in _CAL_EDGES:
-        sel = (distance >= lo) & (distance < hi)
-        if sel.sum() >= _CAL_MIN_SAMPLES:
-            v = float(np.quantile(np.abs(errors[sel]), 0.9))
-        else:
-            v = values[-1] if values else overall
-        values.append(max(v, values[-1] if values else 0.0, 1e-3))
-        lo = hi
-    return values
-
-
-def _dihedral_mean(model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor:
-    """model(x), or its mean over the 8 flips/rotations of x (each transformed back)."""
-    if not tta:
-        return model(x)
-    total = torch.zeros(x.shape[0], 1, *x.shape[-2:], dtype=x.dtype, device=x.device)
-    for k in range(4):
-        for flip in (False, True):
-            xi = torch.rot90(x, k, (2, 3))
-            xi = xi.flip(3) if flip else xi
-            y = model(xi)
-            y = y.flip(3) if flip else y
-            total += torch.rot90(y, -k, (2, 3))
-    return total / 8.0
-
-
 class ContextFiller:
     """Fills an acquisition's gaps with a `ContextUNet` that reads its visible LST.
 
     `fit` trains on artificial gaps of the training acquisitions; `fill` predicts a scene.
+    `hyper` are `ContextConfig`'s fields.
     """
+
+    name: ClassVar[str] = MODEL_NAME
 
     def __init__(self, features: FeatureSet, **hyper: Any) -> None:
         self.features = features
@@ -244,21 +216,21 @@ class ContextFiller:
 
     def fit(
         self,
-        series: LstSeries,
-        train_index: Sequence[int],
-        val_index: Sequence[int],
-        history_allowed: np.ndarray,
+        data: tuple[LstSeries, Sequence[int], Sequence[int], np.ndarray],
         workdir: str | Path,
         *,
-        progress: bool = False,
+        progress: bool = True,
     ) -> TrainResult:
-        """Train on artificial gaps of `train_index`, stop early on those of `val_index`.
+        """Train on artificial gaps of the training acquisitions, stop early on those of the
+        validation ones, then calibrate the half-widths on the latter.
 
-        `history_allowed` (bool per acquisition) are the acquisitions whose LST may be read for
-        the pattern and the temporal neighbours; acquisitions with less than `min_valid` clear
-        land are skipped as targets. Use a fresh `workdir` per run (training resumes from it).
+        `data` is (series, train_index, val_index, history_allowed): `history_allowed` (bool
+        per acquisition) are the acquisitions whose LST may be read for the pattern and the
+        temporal neighbours; acquisitions with less than `min_valid` clear land are skipped as
+        targets. Use a fresh `workdir` per run (training resumes from it).
         """
-        cfg = self.cfg
+        series, train_index, val_index, history_allowed = data
+        cfg, training = self.cfg, self.cfg.training
         check_features(series, self.features)
         allowed = np.asarray(history_allowed, dtype=bool)
         vf = series.valid_fraction()
@@ -276,72 +248,32 @@ class ContextFiller:
         prep_val = [self._prepare(series, a, history, allowed) for a in val]
         pool = sorted(set(int(a) for a in train_index) | set(int(a) for a in val_index))
         donors = [~series.valid[d] & series.land for d in pool if 0.02 <= vf[d] <= 0.98]
-        n_batches = max(1, cfg.samples_per_epoch // cfg.batch_size)
+        # the samples are drawn anew every epoch: one long dataset, `n_batches` an epoch
+        n_batches = max(1, cfg.samples_per_epoch // training.batch_size)
         train_data = GapSamples(
             prep_train,
             donors,
             self.normaliser,
             cfg,
-            n_batches * cfg.batch_size * cfg.epochs,
-            cfg.seed,
+            n_batches * training.batch_size * training.epochs,
+            training.seed,
         )
-        val_items = self._validation_items(prep_val, donors)
+        val_items = validation_items(prep_val, donors, self.normaliser, cfg)
         self.in_channels = int(val_items[0][0].shape[0])
-        seed_everything(cfg.seed)
+        seed_everything(training.seed)
         self.model = ContextUNet(self.in_channels, cfg.base, cfg.depth, cfg.dropout)
-        tcfg = TrainConfig(
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            learning_rate=cfg.learning_rate,
-            weight_decay=cfg.weight_decay,
-            lr_schedule="plateau",
-            lr_patience=cfg.lr_patience,
-            patience=cfg.patience,
-            seed=cfg.seed,
-            device=cfg.device,
-            max_batches_per_epoch=n_batches,
-        )
         delta = cfg.huber_delta
         result = train_fit(
             self.model,
             train_data,
-            _FixedSamples(val_items),
+            FixedSamples(val_items),
             lambda p, y: masked_huber(p, y, delta),
-            tcfg,
+            dataclasses.replace(training, max_batches_per_epoch=n_batches),
             workdir,
             progress=progress,
         )
         self._calibrate(val_items)
         return result
-
-    def _validation_items(
-        self, prepared: Sequence[_Prepared], donors: Sequence[np.ndarray]
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Fixed artificial gaps (seeded, untransformed donors) on the validation scenes,
-        centre-cropped to at most val_crop."""
-        assert self.normaliser is not None
-        cfg = self.cfg
-        rng = np.random.default_rng([cfg.seed, 7919])
-        items = []
-        for prep in prepared:
-            h, w = prep.lst.shape
-            ch, cw = min(h, cfg.val_crop), min(w, cfg.val_crop)
-            rs = slice((h - ch) // 2, (h - ch) // 2 + ch)
-            cs = slice((w - cw) // 2, (w - cw) // 2 + cw)
-            usable = [d for d in donors if (prep.valid & d).sum() >= 16]
-            for _ in range(cfg.val_samples):
-                if usable:
-                    gaps = usable[int(rng.integers(len(usable)))]
-                else:
-                    gaps = _blob_mask(prep.lst.shape, rng)
-                x, y = _sample(prep, gaps, self.normaliser, cfg, cfg.visible_weight)
-                items.append(
-                    (
-                        torch.from_numpy(np.ascontiguousarray(x[:, rs, cs])),
-                        torch.from_numpy(np.ascontiguousarray(y[:, rs, cs])),
-                    )
-                )
-        return items
 
     def _calibrate(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Half-widths that hold 90 % of the validation errors (K) per distance-to-visible bin."""
@@ -353,8 +285,8 @@ class ContextFiller:
             visible = x[self._mask_channel()].numpy() > 0.5
             err = (pred - y[0].numpy()) * self.normaliser.target_std
             errors.append(err[hidden])
-            dists.append(_distance_px(visible)[hidden])
-        self.calibration = _calibrate(np.concatenate(errors), np.concatenate(dists))
+            dists.append(distance_px(visible)[hidden])
+        self.calibration = calibrate(np.concatenate(errors), np.concatenate(dists))
 
     def _mask_channel(self) -> int:
         """Index (from the end) of the visibility mask among the input channels."""
@@ -367,28 +299,10 @@ class ContextFiller:
         if self.model is None:
             raise LstfillError("the context model is not trained; call fit or from_state first")
         cfg = self.cfg
-        device = resolve_device(cfg.device)
-        model = self.model.to(device).eval()
-        _, h, w = x.shape
-        tile, ov = cfg.tile, cfg.overlap
-        out = np.zeros((h, w), dtype=np.float64)
-        acc = np.zeros((h, w), dtype=np.float64)
-        step = tile - 2 * ov
-        r_starts = [0] if h <= tile else [*range(0, h - tile, step), h - tile]
-        c_starts = [0] if w <= tile else [*range(0, w - tile, step), w - tile]
-        with torch.no_grad():
-            for r0 in r_starts:
-                for c0 in c_starts:
-                    rs, cs = slice(r0, min(r0 + tile, h)), slice(c0, min(c0 + tile, w))
-                    xt = torch.from_numpy(np.ascontiguousarray(x[:, rs, cs]))[None].to(device)
-                    p = _dihedral_mean(model, xt, cfg.tta)[0, 0].cpu().numpy().astype(np.float64)
-                    th, tw = p.shape
-                    dr = np.minimum(np.arange(th), np.arange(th)[::-1])
-                    dc = np.minimum(np.arange(tw), np.arange(tw)[::-1])
-                    win = np.minimum(np.minimum.outer(dr, dc) + 1, ov + 1) / (ov + 1)
-                    out[rs, cs] += p * win
-                    acc[rs, cs] += win
-        return (out / acc).astype(np.float32)
+        device = resolve_device(cfg.training.device)
+        return predict_anomaly(
+            self.model, x, tile=cfg.tile, overlap=cfg.overlap, tta=cfg.tta, device=device
+        )
 
     def predict(self, series: LstSeries, t: int) -> tuple[np.ndarray, ContextInputs]:
         """The model's LST (K) at every pixel (visible ones included) and its inputs."""
@@ -421,11 +335,7 @@ class ContextFiller:
         get the smallest one (that of gaps next to observations)."""
         if not self.calibration:
             raise LstfillError("the context model is not calibrated")
-        dist = _distance_px(visible)
-        idx = np.searchsorted(np.asarray(_CAL_EDGES), dist, side="right")
-        idx = np.clip(idx, 0, len(self.calibration) - 1)
-        hw = np.asarray(self.calibration, dtype=np.float32)[idx]
-        return np.where(land, hw, np.nan).astype(np.float32)
+        return halfwidth90(self.calibration, visible, land)
 
     # -- persistence --------------------------------------------------------------------
 
@@ -446,15 +356,21 @@ class ContextFiller:
             "normalisation": self.normaliser.to_dict(),
             "features": self.features.to_dict(),
             "config": cfg.to_dict(),
-            "extra": {"calibration_edges_px": list(_CAL_EDGES), "halfwidth90": self.calibration},
+            "extra": {"calibration_edges_px": list(CAL_EDGES), "halfwidth90": self.calibration},
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> ContextFiller:
-        """Rebuild a trained filler from `state()` or a checkpoint read by `load_checkpoint`."""
+    def from_state(
+        cls, state: Mapping[str, Any], device: str | torch.device | None = None
+    ) -> ContextFiller:
+        """Rebuild a trained filler from `state()` or a checkpoint read by `load_checkpoint`;
+        it predicts on `device` ("auto", "cpu" or "cuda"), by default its training device."""
         if state.get("model_name") != MODEL_NAME:
             raise LstfillError(f"not a {MODEL_NAME} checkpoint: {state.get('model_name')!r}")
-        filler = cls(FeatureSet.from_dict(state["features"]), **state["config"])
+        hyper = _sectioned(state["config"])
+        if device is not None:
+            hyper["training"] = {**hyper["training"], "device": str(device)}
+        filler = cls(FeatureSet.from_dict(state["features"]), **hyper)
         filler.normaliser = Normaliser.from_dict(state["normalisation"])
         kw = state["model_kwargs"]
         filler.in_channels = int(kw["in_channels"])

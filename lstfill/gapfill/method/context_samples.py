@@ -1,5 +1,6 @@
 """Training samples of the context U-Net: random crops of clear acquisitions with gaps borrowed
-from a donor acquisition's clouds (or synthetic blobs), the hidden pixels the targets."""
+from a donor acquisition's clouds (or synthetic blobs), the hidden pixels the targets; and the
+fixed validation items, the same artificial gaps every epoch."""
 
 from __future__ import annotations
 
@@ -142,7 +143,9 @@ class GapSamples(Dataset):
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
 
 
-class _FixedSamples(Dataset):
+class FixedSamples(Dataset):
+    """A dataset of given (input, target) pairs, the same every epoch."""
+
     def __init__(self, items: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         self.items = items
 
@@ -151,3 +154,34 @@ class _FixedSamples(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.items[i]
+
+
+def validation_items(
+    prepared: Sequence[_Prepared],
+    donors: Sequence[np.ndarray],
+    normaliser: Normaliser,
+    cfg: ContextConfig,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Fixed artificial gaps (seeded, untransformed donors) on the validation scenes,
+    centre-cropped to at most val_crop."""
+    rng = np.random.default_rng([cfg.training.seed, 7919])
+    items = []
+    for prep in prepared:
+        h, w = prep.lst.shape
+        ch, cw = min(h, cfg.val_crop), min(w, cfg.val_crop)
+        rs = slice((h - ch) // 2, (h - ch) // 2 + ch)
+        cs = slice((w - cw) // 2, (w - cw) // 2 + cw)
+        usable = [d for d in donors if (prep.valid & d).sum() >= 16]
+        for _ in range(cfg.val_samples):
+            if usable:
+                gaps = usable[int(rng.integers(len(usable)))]
+            else:
+                gaps = _blob_mask(prep.lst.shape, rng)
+            x, y = _sample(prep, gaps, normaliser, cfg, cfg.visible_weight)
+            items.append(
+                (
+                    torch.from_numpy(np.ascontiguousarray(x[:, rs, cs])),
+                    torch.from_numpy(np.ascontiguousarray(y[:, rs, cs])),
+                )
+            )
+    return items
