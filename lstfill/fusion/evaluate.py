@@ -202,7 +202,7 @@ def truth_protocol(
     return {"days": len(truth), "methods": {m: _mean(r) for m, r in records.items()}}
 
 
-def evaluate(
+def evaluate_protocols(
     scenes: Sequence[ArrayScene],
     coarse: CoarseSeries,
     settings: EfastSettings,

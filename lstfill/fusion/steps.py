@@ -219,7 +219,7 @@ def evaluate(
         inp.scenes, inp.series, inp.settings, np.arange(span[0], span[1] + 1)
     )
     ev = fusion["evaluation"]
-    metrics = protocol.evaluate(
+    metrics = protocol.evaluate_protocols(
         inp.scenes,
         inp.series,
         inp.settings,
