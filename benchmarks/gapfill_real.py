@@ -45,12 +45,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lstfill.gapfill.baselines import HGBBaseline, fill_mean_lapse, fill_temporal  # noqa: E402
-from lstfill.gapfill.evaluate import Pair, evaluate_pairs, select_pairs  # noqa: E402
+from lstfill.gapfill.baselines import (  # noqa: E402
+    HGBBaseline,
+    fill_mean_lapse,
+    fill_temporal,
+    fill_with_correction,
+)
+from lstfill.gapfill.evaluate import Pair, combine_folds, evaluate_pairs, select_pairs  # noqa: E402
 from lstfill.gapfill.features import FeatureSet, select_available  # noqa: E402
 from lstfill.gapfill.inputs import FillResult, LstSeries, load_series  # noqa: E402
 from lstfill.gapfill.method.context import ContextFiller  # noqa: E402
-from lstfill.gapfill.residuals import correct_residuals  # noqa: E402
+from lstfill.tables import method_table  # noqa: E402
 
 try:
     from lstfill.gapfill.method.cnn import CnnFiller  # noqa: E402
@@ -133,17 +138,6 @@ def fold_split(
     return np.setdiff1d(pool, val), val
 
 
-def corrected(filler: Filler, mode: str) -> Filler:
-    """`filler`'s prediction with the residual correction on the target's visible pixels."""
-
-    def fill(series: LstSeries, t: int) -> FillResult:
-        res = filler(series, t)
-        lst = correct_residuals(res.lst, series.lst[t], series.valid[t], mode=mode)
-        return FillResult(np.where(series.land, lst, np.nan).astype(np.float32), res.halfwidth90)
-
-    return fill
-
-
 class ContextMethods:
     """The context model's product (`fill`) and its raw output at every pixel (`raw`, visible
     ones too), sharing one prediction per (series, target)."""
@@ -210,15 +204,15 @@ def run_fold(
             info["context_best_epoch"] = res.best_epoch
             info["context_val_loss"] = res.best_val_loss
             both = ContextMethods(ctx)
-            fillers[name] = corrected(both.fill, mode)
-            fillers[RAW_CORRECTED] = corrected(both.raw, mode)
+            fillers[name] = fill_with_correction(both.fill, mode)
+            fillers[RAW_CORRECTED] = fill_with_correction(both.raw, mode)
         elif name == "baseline_mean_lapse":
-            fillers[name] = corrected(fill_mean_lapse, mode)
+            fillers[name] = fill_with_correction(fill_mean_lapse, mode)
         elif name == "baseline_temporal":
-            fillers[name] = corrected(fill_temporal, mode)
+            fillers[name] = fill_with_correction(fill_temporal, mode)
         elif name == "baseline_hgb":
             hgb = HGBBaseline(features, seed=args.seed).fit(series, train, allowed)
-            fillers[name] = corrected(hgb.fill, mode)
+            fillers[name] = fill_with_correction(hgb.fill, mode)
         info["seconds"][name] = time.perf_counter() - start
     fold_pairs = [p for p in pairs if p.target in set(fold_targets.tolist())]
     out = evaluate_pairs(
@@ -230,31 +224,6 @@ def run_fold(
         progress=False,
     )
     return out, info
-
-
-def combine(fold_results: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
-    """Per-method metrics over the pairs of every fold (means weighted by pairs per fold)."""
-    out: dict[str, Any] = {}
-    for name in methods:
-        parts = [r["methods"][name] for r in fold_results if name in r["methods"]]
-        parts = [p for p in parts if p.get("n_pairs", 0)]
-        if not parts:
-            continue
-        n = np.array([p["n_pairs"] for p in parts], dtype=float)
-        rmse = np.concatenate([p["per_pair_rmse"] for p in parts])
-        entry = {
-            "rmse_mean": float(np.mean(rmse)),
-            "rmse_median": float(np.median(rmse)),
-            "mae_mean": float(np.sum(n * [p["mae_mean"] for p in parts]) / n.sum()),
-            "bias_mean": float(np.sum(n * [p["bias_mean"] for p in parts]) / n.sum()),
-            "n_pairs": int(n.sum()),
-            "seconds_fill": float(sum(p["seconds"] for p in parts)),
-            "per_pair_rmse": [float(x) for x in rmse],
-        }
-        if all("coverage_90" in p for p in parts):
-            entry["coverage_90"] = float(np.sum(n * [p["coverage_90"] for p in parts]) / n.sum())
-        out[name] = entry
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,20 +269,15 @@ def main(argv: list[str] | None = None) -> int:
             fold_info.append(info)
             secs = info["seconds_total"]
             print(f"fold {k + 1}/{len(folds)}: {res['n_pairs']} pairs, {secs:.0f} s", flush=True)
-    summary = combine(fold_results, methods)
-    extra = combine(fold_results, [RAW_CORRECTED]) if "model_context" in methods else {}
+    summary = combine_folds(fold_results, methods)
+    extra = combine_folds(fold_results, [RAW_CORRECTED]) if "model_context" in methods else {}
     n_pairs = sum(r["n_pairs"] for r in fold_results)
     elapsed = time.perf_counter() - start
 
-    print(
-        f"\n{'method':22s} {'rmse_mean':>9s} {'rmse_med':>9s} {'mae_mean':>9s} "
-        f"{'bias_mean':>9s} {'n_pairs':>7s}"
-    )
-    for name, m in summary.items():
-        print(
-            f"{name:22s} {m['rmse_mean']:9.3f} {m['rmse_median']:9.3f} {m['mae_mean']:9.3f} "
-            f"{m['bias_mean']:9.3f} {m['n_pairs']:7d}"
-        )
+    keys = ("rmse_mean", "rmse_median", "mae_mean", "bias_mean")
+    rows = {n: [*(f"{m[k]:9.3f}" for k in keys), f"{m['n_pairs']:9d}"] for n, m in summary.items()}
+    columns = ("rmse_mean", "rmse_med", "mae_mean", "bias_mean", "n_pairs")
+    print("\n" + method_table(rows, columns, name_width=22, width=9))
     print(f"total {elapsed:.0f} s")
     for name, m in extra.items():
         print(f"({name}: rmse_mean {m['rmse_mean']:.3f}, rmse_median {m['rmse_median']:.3f})")

@@ -266,3 +266,31 @@ def evaluate_pairs(
         "pairs": used,
         "methods": summaries,
     }
+
+
+def combine_folds(fold_results: Sequence[dict[str, Any]], methods: Sequence[str]) -> dict[str, Any]:
+    """Per-method metrics over the pairs of several `evaluate_pairs` results (the folds of a
+    cross-validation): RMSE mean and median over every pair; MAE, bias and (where every fold
+    has it) coverage_90 as means weighted by each fold's pairs; fill seconds summed. Methods no
+    fold scored are left out."""
+    out: dict[str, Any] = {}
+    for name in methods:
+        parts = [r["methods"][name] for r in fold_results if name in r["methods"]]
+        parts = [p for p in parts if p.get("n_pairs", 0)]
+        if not parts:
+            continue
+        n = np.array([p["n_pairs"] for p in parts], dtype=float)
+        rmse = np.concatenate([p["per_pair_rmse"] for p in parts])
+        entry = {
+            "rmse_mean": float(np.mean(rmse)),
+            "rmse_median": float(np.median(rmse)),
+            "mae_mean": float(np.sum(n * [p["mae_mean"] for p in parts]) / n.sum()),
+            "bias_mean": float(np.sum(n * [p["bias_mean"] for p in parts]) / n.sum()),
+            "n_pairs": int(n.sum()),
+            "seconds_fill": float(sum(p["seconds"] for p in parts)),
+            "per_pair_rmse": [float(x) for x in rmse],
+        }
+        if all("coverage_90" in p for p in parts):
+            entry["coverage_90"] = float(np.sum(n * [p["coverage_90"] for p in parts]) / n.sum())
+        out[name] = entry
+    return out

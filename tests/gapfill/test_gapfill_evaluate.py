@@ -7,6 +7,7 @@ from affine import Affine
 from lstfill.errors import LstfillError
 from lstfill.gapfill.evaluate import (
     Pair,
+    combine_folds,
     distance_to_visible,
     evaluate_pairs,
     gap_size,
@@ -186,3 +187,30 @@ def test_evaluate_scores_subsets_on_their_hidden_pixels_only():
     assert sub["right"]["n_pixels"] == 14 + 100 and sub["right"]["rmse"] == 0
     assert sub["left"]["n_pixels"] == 35 and sub["left"]["bias"] == pytest.approx(2.0)
     assert out["methods"]["m"]["overall"]["n"] == 149
+
+
+def test_combine_folds_pools_pairs_and_weights_means_by_pairs():
+    def fold(rmse, mae, bias, seconds, coverage=None):
+        part = {
+            "n_pairs": len(rmse),
+            "per_pair_rmse": rmse,
+            "mae_mean": mae,
+            "bias_mean": bias,
+            "seconds": seconds,
+        }
+        if coverage is not None:
+            part["coverage_90"] = coverage
+        return part
+
+    folds = [
+        {"methods": {"a": fold([1.0, 2.0, 3.0], 1.0, 0.5, 2.0, 0.9), "b": fold([], 0, 0, 0)}},
+        {"methods": {"a": fold([5.0], 3.0, -1.5, 1.0)}},
+    ]
+    out = combine_folds(folds, ["a", "b", "c"])
+    assert list(out) == ["a"]  # b scored no pair, c is in no fold
+    a = out["a"]
+    assert a["per_pair_rmse"] == [1.0, 2.0, 3.0, 5.0] and a["n_pairs"] == 4
+    assert a["rmse_mean"] == pytest.approx(2.75) and a["rmse_median"] == pytest.approx(2.5)
+    assert a["mae_mean"] == pytest.approx(1.5) and a["bias_mean"] == pytest.approx(0.0)
+    assert a["seconds_fill"] == pytest.approx(3.0)
+    assert "coverage_90" not in a  # the second fold has none

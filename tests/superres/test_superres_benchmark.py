@@ -1,4 +1,5 @@
-"""benchmarks/sr_modis_aster.py on a tiny synthetic MODIS/ASTER pair set (offline, seconds)."""
+"""benchmarks/sr_modis_aster.py and its protocol (lstfill.superres.aster) on a tiny synthetic
+MODIS/ASTER pair set (offline, seconds)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from rasterio.warp import Resampling, reproject, transform_bounds
 from scipy import ndimage
 
 from lstfill.io import write_cog
+from lstfill.superres import aster
+from lstfill.superres.aster_training import VARIANTS
 
 SINU = CRS.from_string("+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs")
 UTM = CRS.from_epsg(32631)
@@ -125,13 +128,13 @@ def quick_run(dataset, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, 
 def test_shift_down_right_pads_edges() -> None:
     a = np.arange(12, dtype=float).reshape(3, 4)
     expected = np.array([[0, 0, 0, 1], [0, 0, 0, 1], [4, 4, 4, 5]], dtype=float)
-    np.testing.assert_array_equal(bench.shift_down_right(a, 1, 2), expected)
-    np.testing.assert_array_equal(bench.shift_down_right(a, 0, 0), a)
+    np.testing.assert_array_equal(aster.shift_down_right(a, 1, 2), expected)
+    np.testing.assert_array_equal(aster.shift_down_right(a, 0, 0), a)
 
 
 def test_aligned_ndvi_matches_the_lst_grid(dataset) -> None:
     root, truths = dataset
-    pairs = bench.load_pairs(root)
+    pairs = aster.load_pairs(root)
     assert [p.id for p in pairs] == [f"{i:03d}" for i in IDS]
     r, c = SHIFT
     for p in pairs:
@@ -147,17 +150,17 @@ def test_aligned_ndvi_matches_the_lst_grid(dataset) -> None:
 def test_inconsistent_manifest_offset_is_an_error(dataset, tmp_path: Path) -> None:
     root, _ = dataset
     with pytest.raises(ValueError, match="manifest"):
-        bench.load_pair(root / "pairs" / "000", {0: (2, 2)})
+        aster.load_pair(root / "pairs" / "000", {0: (2, 2)})
 
 
 def test_quick_benchmark_json(quick_run) -> None:
     result, out = quick_run
-    names = {"model_sifnn1", "model_sifnn2", *bench.BASELINES}
+    names = {"model_sifnn1", "model_sifnn2", "baseline_bicubic", "baseline_tsharp", "baseline_dms"}
     assert set(result["methods"]) == names
     assert result["n_pairs"] == len(IDS)
     assert result["placement"] == "lst_aligned"
-    assert set(result["reference"]) == {bench.REF_README, bench.REF_LSTFILL}
-    assert result["reference"][bench.REF_README]["rmse_mean"] > 0
+    assert set(result["reference"]) == {aster.REF_README, aster.REF_LSTFILL}
+    assert result["reference"][aster.REF_README]["rmse_mean"] > 0
     for m in result["methods"].values():
         assert 0.0 <= m["wins_vs_bicubic"] <= 1.0
         assert 0 <= m["wins_vs_bicubic_count"] <= len(IDS)
@@ -180,14 +183,14 @@ def test_quick_benchmark_json(quick_run) -> None:
         assert row["n"] > 0
         assert {s["n"] for s in row["methods"].values()} == {row["n"]}
         assert row["shift_rows_cols"] == list(SHIFT)
-    for variant in bench.VARIANTS:
+    for variant in VARIANTS:
         assert out.with_name(f"{out.stem}_{variant}.pt").exists()
     assert result["config"]["models"]["trained"] is True
 
 
 def test_checkpoints_rescore_identically(quick_run, dataset, tmp_path: Path) -> None:
     result, out = quick_run
-    ckpts = [str(out.with_name(f"{out.stem}_{v}.pt")) for v in bench.VARIANTS]
+    ckpts = [str(out.with_name(f"{out.stem}_{v}.pt")) for v in VARIANTS]
     out2 = tmp_path / "rescored.json"
     argv = [str(dataset[0]), "--json", str(out2), "--checkpoint", *ckpts, "--threads", "1"]
     assert bench.main(argv) == 0
