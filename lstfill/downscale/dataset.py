@@ -90,7 +90,9 @@ def window_samples(
     """One day's samples: X float32 (n, len(FEATURES)), target y float32 (n,) in K and the centres
     rc int32 (n, 2), for every pixel whose full window has finite LST (K) and DEM (m).
 
-    `doy` is the 0-based day of year, `hour` the overpass' local solar time (e.g. 1.5, 13.5).
+    `lat` / `lon` are the rows' and columns' centres of a lat/lon grid, (H,) and (W,), or each
+    pixel's centre, both (H, W), for a projected grid (e.g. UTM). `doy` is the 0-based day of
+    year, `hour` the overpass' local solar time (e.g. 1.5, 13.5).
     """
     lst = np.asarray(lst, dtype=np.float64)
     dem = np.asarray(dem, dtype=np.float64)
@@ -98,7 +100,8 @@ def window_samples(
     lon = np.asarray(lon, dtype=np.float64)
     if lst.ndim != 2 or dem.shape != lst.shape:
         raise ValueError(f"lst {lst.shape} and dem {dem.shape} must be the same 2-D grid")
-    if lat.shape != (lst.shape[0],) or lon.shape != (lst.shape[1],):
+    per_pixel = lat.shape == lon.shape == lst.shape
+    if not per_pixel and (lat.shape != (lst.shape[0],) or lon.shape != (lst.shape[1],)):
         raise ValueError(f"lat {lat.shape} / lon {lon.shape} do not match the grid {lst.shape}")
     rc = valid_centres(lst, dem, radius)
     n = len(rc)
@@ -110,8 +113,8 @@ def window_samples(
     tod = 2 * np.pi * hour / HOURS_PER_DAY
     scalars = np.empty((n, 8), dtype=np.float64)
     scalars[:, 0:4] = [np.sin(day), np.cos(day), np.sin(tod), np.cos(tod)]
-    scalars[:, 4] = lat[rc[:, 0]]
-    scalars[:, 5] = lon[rc[:, 1]]
+    scalars[:, 4] = lat[rc[:, 0], rc[:, 1]] if per_pixel else lat[rc[:, 0]]
+    scalars[:, 5] = lon[rc[:, 0], rc[:, 1]] if per_pixel else lon[rc[:, 1]]
     scalars[:, 6] = lst_avg
     scalars[:, 7] = height_avg
     X = np.concatenate([scalars, dem_win - height_avg[:, None]], axis=1).astype(np.float32)

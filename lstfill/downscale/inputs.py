@@ -59,13 +59,18 @@ def select_days(
     pairs.sort(key=lambda p: (p[1], p[2]))
     if not pairs:
         raise InputError(files[0], "the LST files hold no day")
-    if max_days is not None and len(pairs) > max_days:
-        pick = np.unique(np.round(np.linspace(0, len(pairs) - 1, max_days)).astype(int))
-        pairs = [pairs[i] for i in pick]
+    pairs = [pairs[i] for i in spread_indices(len(pairs), max_days)]
     out: dict[Path, tuple[int, list[int]]] = {}
     for path, year, day in pairs:
         out.setdefault(path, (year, []))[1].append(day)
     return [(path, year, days) for path, (year, days) in out.items()]
+
+
+def spread_indices(n: int, max_days: int | None) -> np.ndarray:
+    """Indices of the days kept among `n` sorted days: all, or `max_days` spread evenly."""
+    if max_days is None or n <= max_days:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, max_days)).astype(int))
 
 
 def yyyymmdd(year: int, doy: int) -> int:
