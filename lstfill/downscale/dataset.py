@@ -141,6 +141,46 @@ SCALING_KEYS: dict[str, list[str]] = {
 DEFAULT_METHODS = {"tod_sin": "raw", "tod_cos": "raw"}
 
 
+def image_samples(
+    lst: np.ndarray,
+    dem: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    doy: int,
+    hour: float,
+    *,
+    radius: int,
+    cap: int | None,
+    date: int,
+    band_index: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`window_samples` of one image (one day's band), at most `cap` of them: a random subset
+    drawn by a generator seeded by (`date`, `band_index`), so the same image always keeps the
+    same samples."""
+    X, y, rc = window_samples(lst, dem, lat, lon, doy, hour, radius=radius)
+    if cap is not None and len(y) > cap:
+        rng = np.random.default_rng([date, band_index])
+        keep = np.sort(rng.choice(len(y), cap, replace=False))
+        X, y, rc = X[keep], y[keep], rc[keep]
+    return X, y, rc
+
+
+def stack_images(
+    images: Sequence[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(X, y, meta) of the images' samples, given per image as (date YYYYMMDD, band index, X,
+    y, rc): meta holds each sample's date, band, row and column."""
+    meta = {
+        "date": np.concatenate([np.full(len(rc), d, np.int32) for d, _, _, _, rc in images]),
+        "band": np.concatenate([np.full(len(rc), b, np.int8) for _, b, _, _, rc in images]),
+        "row": np.concatenate([rc[:, 0] for *_, rc in images]).astype(np.int32),
+        "col": np.concatenate([rc[:, 1] for *_, rc in images]).astype(np.int32),
+    }
+    X = np.concatenate([X for _, _, X, _, _ in images])
+    y = np.concatenate([y for _, _, _, y, _ in images])
+    return X, y, meta
+
+
 def _key_columns(key: str, columns: Sequence[str]) -> list[str]:
     """The columns scaled by config `key` (height_diffs: every hd_ column, whatever the radius)."""
     if key == "height_diffs":

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from pyproj import CRS, Transformer
 
-from lstfill.downscale.dataset import window_samples
+from lstfill.downscale.dataset import image_samples, stack_images
 from lstfill.downscale.inputs import spread_indices
 from lstfill.downscale.targets import SAMPLE_KEYS
 from lstfill.errors import ConfigError, LstfillError
@@ -56,28 +56,28 @@ def series_samples(
     (band, hour), b_idx = next(iter(bands.items())), 0
     radius = int(cfg["radius"])
     days = np.asarray(dates).astype("datetime64[D]")
-    xs, ys, parts = [], [], []
+    images = []
     for t in spread_indices(len(days), cfg["max_days"]):
         day = days[t].item()
         date = day.year * 10000 + day.month * 100 + day.day
         doy = day.timetuple().tm_yday - 1
-        X, y, rc = window_samples(lst[t], dem, lat, lon, doy, hour, radius=radius)
-        cap = cfg["max_samples_per_image"]
-        if cap is not None and len(y) > cap:
-            keep = np.sort(np.random.default_rng([date, b_idx]).choice(len(y), cap, replace=False))
-            X, y, rc = X[keep], y[keep], rc[keep]
-        xs.append(X)
-        ys.append(y)
-        parts.append((date, rc))
-    if sum(len(y) for y in ys) == 0:
+        X, y, rc = image_samples(
+            lst[t],
+            dem,
+            lat,
+            lon,
+            doy,
+            hour,
+            radius=radius,
+            cap=cfg["max_samples_per_image"],
+            date=date,
+            band_index=b_idx,
+        )
+        images.append((date, b_idx, X, y, rc))
+    if sum(len(y) for *_, y, _ in images) == 0:
         raise LstfillError(f"no {2 * radius + 1}² window with valid LST and DEM on any day")
-    meta = {
-        "date": np.concatenate([np.full(len(rc), d, np.int32) for d, rc in parts]),
-        "band": np.concatenate([np.full(len(rc), b_idx, np.int8) for _, rc in parts]),
-        "row": np.concatenate([rc[:, 0] for _, rc in parts]).astype(np.int32),
-        "col": np.concatenate([rc[:, 1] for _, rc in parts]).astype(np.int32),
-    }
+    X, y, meta = stack_images(images)
     params = {k: cfg[k] for k in SAMPLE_KEYS}
     params["grid_shape"] = list(lst.shape[1:])
     params["band_names"] = [band]
-    return np.concatenate(xs), np.concatenate(ys), meta, params
+    return X, y, meta, params

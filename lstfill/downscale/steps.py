@@ -21,10 +21,12 @@ from lstfill.downscale.dataset import (
     GROUPS,
     feature_names,
     fit_scaler,
+    image_samples,
     need_all_splits,
     read_samples,
     split_codes,
     split_counts,
+    stack_images,
     window_samples,
     write_samples,
 )
@@ -91,7 +93,7 @@ def samples(
     params["files"] = [Path(p).name for p in lst_files]
     lat, lon = check_same_grid(lst_files)
     dem = read_dem(dem_path, lat, lon)
-    xs, ys, meta_parts = [], [], []
+    images = []
     per_band = {b: 0 for b in bands}
     days_out = []
     for path, year, days in select_days(lst_files, cfg["max_days"]):
@@ -100,40 +102,30 @@ def samples(
             date = yyyymmdd(year, int(doy))
             days_out.append(date)
             for b_idx, (band, hour) in enumerate(bands.items()):
-                X, y, rc = window_samples(
-                    data.lst(band)[k], dem, lat, lon, int(doy), hour, radius=radius
+                X, y, rc = image_samples(
+                    data.lst(band)[k],
+                    dem,
+                    lat,
+                    lon,
+                    int(doy),
+                    hour,
+                    radius=radius,
+                    cap=cfg["max_samples_per_image"],
+                    date=date,
+                    band_index=b_idx,
                 )
-                cap = cfg["max_samples_per_image"]
-                if cap is not None and len(y) > cap:
-                    rng = np.random.default_rng([date, b_idx])
-                    keep = np.sort(rng.choice(len(y), cap, replace=False))
-                    X, y, rc = X[keep], y[keep], rc[keep]
-                xs.append(X)
-                ys.append(y)
-                meta_parts.append((date, b_idx, rc))
+                images.append((date, b_idx, X, y, rc))
                 per_band[band] += len(y)
-    n = sum(len(y) for y in ys)
+    n = sum(len(y) for *_, y, _ in images)
     if n == 0:
         raise InputError(
             lst_files[0],
             f"no {2 * radius + 1}² window with valid LST and DEM on any selected day",
         )
-    meta = {
-        "date": np.concatenate([np.full(len(rc), d, np.int32) for d, _, rc in meta_parts]),
-        "band": np.concatenate([np.full(len(rc), b, np.int8) for _, b, rc in meta_parts]),
-        "row": np.concatenate([rc[:, 0] for _, _, rc in meta_parts]).astype(np.int32),
-        "col": np.concatenate([rc[:, 1] for _, _, rc in meta_parts]).astype(np.int32),
-    }
+    X, y, meta = stack_images(images)
     params["grid_shape"] = [len(lat), len(lon)]
     params["band_names"] = list(bands)
-    write_samples(
-        samples_out,
-        np.concatenate(xs),
-        np.concatenate(ys),
-        meta,
-        params,
-        columns=feature_names(radius),
-    )
+    write_samples(samples_out, X, y, meta, params, columns=feature_names(radius))
     info = {
         "days": [str(d) for d in days_out],
         "n_samples": n,
