@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from lstfill.method import load_method
 from lstfill.raster import fill_nearest
@@ -33,6 +32,7 @@ from lstfill.superres.dataset import PatchPairs, normalisation
 from lstfill.superres.method import METHODS, Sharpener
 from lstfill.superres.model import LossConfig
 from lstfill.training.checkpoint import save_checkpoint
+from lstfill.training.rng import seed_everything
 from lstfill.training.settings import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -96,8 +96,7 @@ def train_variant(
     variant: str, pp: PatchPairs, cfg: TrainConfig, channels: tuple[int, ...], out: Path
 ) -> tuple[Sharpener, dict[str, Any]]:
     """Train one variant from a fresh work directory, save it to `out`; (model, info)."""
-    torch.manual_seed(SEED)
-    np.random.seed(SEED)  # noqa: NPY002 - the training loop seeds the global RNGs too
+    seed_everything(SEED)
     model = Sharpener(
         loss_config(variant), factor=FACTOR, channels=channels, training=cfg, crop=CROP
     )
