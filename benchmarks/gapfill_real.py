@@ -13,17 +13,19 @@ contiguous run of 12 % of those dates (seeded position) is held out for early st
 history (the `lst_pattern` feature, the context model's temporal neighbours) during training is
 read from those training acquisitions only. At prediction a method receives the whole series with
 the target's hidden pixels blanked: `baseline_temporal` and `model_context` read every other
-acquisition (the protocol allows any date but the target), `model_cnn` and `baseline_hgb` the
+acquisition (the protocol allows any date but the target), `model_patch_cnn` and `baseline_hgb` the
 pattern of their training acquisitions, fixed at fit. No method sees a target's hidden pixels:
 not as input, not as a training target, not in normalisation statistics.
 
 Every method gets the same residual correction on the target's visible pixels
 (`--residual-correction`, default "smooth": on Madrid it gives the baselines a lower median RMSE
 than "offset" or "none"), as in the workflow's evaluation. It is applied to each method's output:
-`model_cnn` (inside `CnnFiller.fill`), the three baselines, and `model_context`, whose product
+`model_patch_cnn` (inside `CnnFiller.fill`), the three baselines, and `model_context`, whose product
 keeps the observations at visible pixels so that the correction leaves it unchanged (the network
 has already read those pixels). For transparency the correction applied to the context network's
-raw output at every pixel is reported too, under `extra_methods` (`model_context_raw_corrected`).
+raw output at every pixel is reported too, under `extra_methods` (`model_context_raw_corrected`),
+and so is an ensemble idea that was tried (`ensemble_context_climatology`, the per-pixel mean of
+`model_context` and `baseline_climatology_anomaly`), so that what did not help stays on record.
 
 Runtime: about 15 minutes on 2 CPU cores for the Madrid cube (28 dates, 112 pairs, 4 folds).
 """
@@ -51,6 +53,7 @@ from lstfill.gapfill.baselines import (  # noqa: E402
     fill_temporal,
     fill_with_correction,
 )
+from lstfill.gapfill.climatology import ClimatologyAnomaly  # noqa: E402
 from lstfill.gapfill.evaluate import Pair, combine_folds, evaluate_pairs, select_pairs  # noqa: E402
 from lstfill.gapfill.features import FeatureSet, select_available  # noqa: E402
 from lstfill.gapfill.inputs import FillResult, LstSeries, load_series  # noqa: E402
@@ -80,11 +83,19 @@ DEFAULT_FEATURES = FeatureSet(
     ),
     categorical=("biome", "landcover", "land_cover", "water"),
 )
-METHODS = ("model_cnn", "model_context", "baseline_mean_lapse", "baseline_temporal", "baseline_hgb")
+METHODS = (
+    "model_patch_cnn",
+    "model_context",
+    "baseline_climatology_anomaly",
+    "baseline_mean_lapse",
+    "baseline_temporal",
+    "baseline_hgb",
+)
 VAL_SHARE = 0.12
 # The context model's raw output at every pixel with the residual correction on top, reported
 # beside the methods: the correction re-uses visible pixels the model has already read.
 RAW_CORRECTED = "model_context_raw_corrected"
+ENSEMBLE = "ensemble_context_climatology"
 DIST_EDGES_M = (0.0, 2000.0, 5000.0, 10000.0, 20000.0, math.inf)
 SIZE_EDGES_PX = (0.0, 10.0, 100.0, 1000.0, math.inf)
 
@@ -161,6 +172,15 @@ class ContextMethods:
         return FillResult(pred, self.filler.halfwidth90(visible, series.land))
 
 
+def mean_filler(a: Filler, b: Filler) -> Filler:
+    """The per-pixel mean of two fillers' products (no interval)."""
+
+    def mean(series: LstSeries, t: int) -> FillResult:
+        return FillResult(0.5 * (a(series, t).lst + b(series, t).lst))
+
+    return mean
+
+
 def run_fold(
     series: LstSeries,
     pairs: list[Pair],
@@ -186,7 +206,7 @@ def run_fold(
     }
     for name in methods:
         start = time.perf_counter()
-        if name == "model_cnn":
+        if name == "model_patch_cnn":
             if CnnFiller is None:
                 continue
             hyper = dict(CNN_QUICK if args.quick else CNN_HYPER)
@@ -206,6 +226,10 @@ def run_fold(
             both = ContextMethods(ctx)
             fillers[name] = fill_with_correction(both.fill, mode)
             fillers[RAW_CORRECTED] = fill_with_correction(both.raw, mode)
+        elif name == "baseline_climatology_anomaly":
+            clim = ClimatologyAnomaly(seed=args.seed).fit(series, allowed)
+            info["climatology"] = clim.tuning
+            fillers[name] = fill_with_correction(clim.fill, mode)
         elif name == "baseline_mean_lapse":
             fillers[name] = fill_with_correction(fill_mean_lapse, mode)
         elif name == "baseline_temporal":
@@ -214,6 +238,10 @@ def run_fold(
             hgb = HGBBaseline(features, seed=args.seed).fit(series, train, allowed)
             fillers[name] = fill_with_correction(hgb.fill, mode)
         info["seconds"][name] = time.perf_counter() - start
+    if {"model_context", "baseline_climatology_anomaly"} <= set(fillers):
+        fillers[ENSEMBLE] = mean_filler(
+            fillers["model_context"], fillers["baseline_climatology_anomaly"]
+        )
     fold_pairs = [p for p in pairs if p.target in set(fold_targets.tolist())]
     out = evaluate_pairs(
         series,
@@ -246,9 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     series = load_series(args.cube)
     features = select_available(series, DEFAULT_FEATURES)
     methods = list(args.methods)
-    if "model_cnn" in methods and CnnFiller is None:
-        print(f"note: model_cnn skipped (gapfill.method.cnn unavailable: {_CNN_IMPORT_ERROR})")
-        methods.remove("model_cnn")
+    if "model_patch_cnn" in methods and CnnFiller is None:
+        print(
+            f"note: model_patch_cnn skipped (gapfill.method.cnn unavailable: {_CNN_IMPORT_ERROR})"
+        )
+        methods.remove("model_patch_cnn")
     pairs = select_pairs(series.valid_fraction(), max_pairs=args.max_pairs, seed=args.seed)
     targets = np.array(sorted({p.target for p in pairs}), dtype=int)
     if targets.size == 0:
@@ -270,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             secs = info["seconds_total"]
             print(f"fold {k + 1}/{len(folds)}: {res['n_pairs']} pairs, {secs:.0f} s", flush=True)
     summary = combine_folds(fold_results, methods)
-    extra = combine_folds(fold_results, [RAW_CORRECTED]) if "model_context" in methods else {}
+    extra = combine_folds(fold_results, [RAW_CORRECTED, ENSEMBLE])
     n_pairs = sum(r["n_pairs"] for r in fold_results)
     elapsed = time.perf_counter() - start
 

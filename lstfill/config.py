@@ -110,7 +110,17 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any] | None = None
         if end < start:
             raise ConfigError(f"regions.{name}.end", f"end {end} is before start {start}")
     _check_downscale(cfg)
+    _check_gapfill(cfg)
     return cfg
+
+
+def _check_gapfill(cfg: dict[str, Any]) -> None:
+    """The product's gap-fill method must be one of the methods trained."""
+    gf = cfg["gapfill"]
+    if gf["method"] != "auto" and gf["method"] not in gf["methods"]:
+        raise ConfigError(
+            "gapfill.method", f"{gf['method']!r} is not in gapfill.methods {gf['methods']}"
+        )
 
 
 def _check_downscale(cfg: dict[str, Any]) -> None:

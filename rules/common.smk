@@ -23,6 +23,7 @@ wildcard_constraints:
     acquisition=r"\d{8}T\d{6}",
     day=r"\d{8}",
     variant=r"sifnn[12]",
+    method=r"patch_cnn|context",
     split=r"space|day",
     key=r"[0-9a-f]{12}",
     scene=r"S2[ABCD]_MSIL2A_[0-9T]+_N[0-9]{4}_R[0-9]{3}_T[0-9A-Z]{5}_[0-9T]+",
@@ -42,9 +43,10 @@ CUBE_TABLE = "results/{region}/report/cubes.csv"
 CUBE_FIGURE = "results/{region}/report/cubes.png"
 GAPFILL_DATASET = "results/{region}/gapfill/dataset/patches.nc"
 GAPFILL_SPLIT = "results/{region}/gapfill/dataset/split.json"
-GAPFILL_MODEL = "results/{region}/gapfill/model/cnn.pt"
-GAPFILL_CURVE = "results/{region}/gapfill/model/training_curve.png"
-GAPFILL_WORKDIR = "results/{region}/gapfill/model/cnn_training"
+GAPFILL_MODEL = "results/{region}/gapfill/model/{method}.pt"
+GAPFILL_CURVE = "results/{region}/gapfill/model/{method}_training_curve.png"
+GAPFILL_WORKDIR = "results/{region}/gapfill/model/{method}_training"
+GAPFILL_SELECTION = "results/{region}/gapfill/model/selection.json"
 GAPFILL_PRODUCT = "results/{region}/gapfill/filled/{acquisition}.tif"
 GAPFILL_METRICS = "results/{region}/gapfill/metrics.json"
 GAPFILL_FIGURE = "results/{region}/gapfill/evaluation.png"
@@ -142,6 +144,47 @@ def cube_inca_files(wildcards):
 
 def region_cubes(wildcards):
     return expand(CUBE, region=wildcards.region, acquisition=acquisitions(wildcards.region))
+
+
+def gapfill_models(wildcards):
+    """The checkpoints of every gap-fill method the config trains (gapfill.methods)."""
+    return expand(GAPFILL_MODEL, region=wildcards.region, method=config["gapfill"]["methods"])
+
+
+GAPFILL_TRAIN_KEYS = {
+    "patch_cnn": (
+        "features",
+        "patch_size",
+        "model",
+        "training",
+        "max_patches_per_acquisition",
+        "mc_passes",
+        "residual_correction",
+        "chunk_rows",
+    ),
+    "context": ("features", "context", "training.device"),
+}
+
+
+def gapfill_train_inputs(wildcards):
+    """What one method's training reads: the patch CNN its patch dataset, both the split and
+    the cubes."""
+    inputs = {"split": GAPFILL_SPLIT, "cubes": region_cubes(wildcards)}
+    if wildcards.method == "patch_cnn":
+        inputs["dataset"] = GAPFILL_DATASET
+    return inputs
+
+
+def gapfill_train_settings(wildcards):
+    """The gapfill keys one method's training reads (a change to another method's keys does
+    not retrain it)."""
+    return subconfig("gapfill", *GAPFILL_TRAIN_KEYS[wildcards.method])
+
+
+def gapfill_history(wildcards):
+    """The region's cubes where the context model may fill an acquisition (it reads the other
+    acquisitions' LST); nothing when only the patch CNN is trained."""
+    return region_cubes(wildcards) if "context" in config["gapfill"]["methods"] else []
 
 
 def region_modis_days(region):
@@ -265,7 +308,8 @@ def all_targets(wildcards):
         dates = acquisitions(region)
         targets += expand([CUBE_TABLE, CUBE_FIGURE], region=region)
         targets += expand(QUICKLOOK, region=region, acquisition=dates)
-        targets += expand([GAPFILL_METRICS, GAPFILL_FIGURE, GAPFILL_CURVE], region=region)
+        targets += expand([GAPFILL_METRICS, GAPFILL_FIGURE], region=region)
+        targets += expand(GAPFILL_CURVE, region=region, method=config["gapfill"]["methods"])
         targets += expand(GAPFILL_PRODUCT, region=region, acquisition=dates)
         days = region_modis_days(region)
         if days:

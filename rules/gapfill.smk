@@ -1,5 +1,6 @@
-# Gap-fill (Kustura et al. 2025): patch dataset -> CNN checkpoint -> filled COG per acquisition,
-# and the artificial-gap evaluation of the CNN against its three baselines.
+# Gap-fill: patch dataset and split -> one checkpoint per method (the patch CNN of Kustura et
+# al. 2025, the context U-Net) -> the method chosen on the validation days -> filled COG per
+# acquisition, and the artificial-gap evaluation of every method against the baselines.
 
 
 rule gapfill_dataset:
@@ -28,9 +29,7 @@ rule gapfill_dataset:
 
 rule gapfill_train:
     input:
-        dataset=GAPFILL_DATASET,
-        split=GAPFILL_SPLIT,
-        cubes=region_cubes,
+        unpack(gapfill_train_inputs),
     output:
         model=GAPFILL_MODEL,
         curve=report(
@@ -38,25 +37,15 @@ rule gapfill_train:
             caption="captions/gapfill_curve.rst",
             category="Gap-fill",
             subcategory="{region}",
-            labels={"region": "{region}", "figure": "training curve"},
+            labels={"region": "{region}", "figure": "training curve {method}"},
         ),
     params:
-        gapfill=subconfig(
-            "gapfill",
-            "features",
-            "patch_size",
-            "model",
-            "training",
-            "max_patches_per_acquisition",
-            "mc_passes",
-            "residual_correction",
-            "chunk_rows",
-        ),
+        gapfill=gapfill_train_settings,
         workdir=GAPFILL_WORKDIR,
     log:
-        log_path("gapfill_train", "{region}"),
+        log_path("gapfill_train", "{region}/{method}"),
     benchmark:
-        benchmark_path("gapfill_train", "{region}")
+        benchmark_path("gapfill_train", "{region}/{method}")
     threads: model_threads(1.0)  # all cores: the largest model, scored on 2 threads in README
     resources:
         mem_mb=8000,
@@ -67,10 +56,43 @@ rule gapfill_train:
         "../workflow_scripts/gapfill_train.py"
 
 
+rule gapfill_select:
+    input:
+        cubes=region_cubes,
+        models=gapfill_models,
+        split=GAPFILL_SPLIT,
+    output:
+        selection=GAPFILL_SELECTION,
+    params:
+        gapfill=subconfig(
+            "gapfill",
+            "method",
+            "evaluation.donor_min_valid",
+            "evaluation.donor_max_valid",
+            "evaluation.seed",
+            "residual_correction",
+            "training.device",
+        ),
+    log:
+        log_path("gapfill_select", "{region}"),
+    benchmark:
+        benchmark_path("gapfill_select", "{region}")
+    threads: model_threads(1.0)
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    conda:
+        "../envs/gapfill.yaml"
+    script:
+        "../workflow_scripts/gapfill_select.py"
+
+
 rule gapfill_predict:
     input:
         cube=CUBE,
-        model=GAPFILL_MODEL,
+        models=gapfill_models,
+        selection=GAPFILL_SELECTION,
+        history=gapfill_history,
     output:
         product=GAPFILL_PRODUCT,
     params:
@@ -95,8 +117,9 @@ rule gapfill_predict:
 rule gapfill_evaluate:
     input:
         cubes=region_cubes,
-        model=GAPFILL_MODEL,
+        models=gapfill_models,
         split=GAPFILL_SPLIT,
+        selection=GAPFILL_SELECTION,
     output:
         metrics=GAPFILL_METRICS,
         figure=report(
@@ -108,7 +131,12 @@ rule gapfill_evaluate:
         ),
     params:
         gapfill=subconfig(
-            "gapfill", "evaluation", "residual_correction", "training.seed", "training.device"
+            "gapfill",
+            "features",
+            "evaluation",
+            "residual_correction",
+            "training.seed",
+            "training.device",
         ),
     log:
         log_path("gapfill_evaluate", "{region}"),

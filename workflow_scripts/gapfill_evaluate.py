@@ -1,4 +1,4 @@
-"""Snakemake adapter: artificial-gap evaluation of the gap-fill CNN against its baselines."""
+"""Snakemake adapter: artificial-gap evaluation of every gap-fill method and baseline."""
 
 import torch
 
@@ -9,10 +9,11 @@ setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 evaluate(
     list(snakemake.input.cubes),
-    snakemake.input.model,
+    list(snakemake.input.models),
     snakemake.input.split,
     snakemake.params.gapfill,
     snakemake.output.metrics,
     snakemake.output.figure,
     threads=snakemake.threads,
+    selection=snakemake.input.selection,
 )

@@ -1,16 +1,19 @@
-"""Snakemake adapter: fill one acquisition's gaps and write the product COG."""
+"""Snakemake adapter: fill one acquisition's gaps with the selected method and write the
+product COG."""
 
 import torch
 
-from lstfill.gapfill.steps import predict
+from lstfill.gapfill.steps import predict_selected
 from lstfill.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-predict(
+predict_selected(
     snakemake.input.cube,
-    snakemake.input.model,
+    list(snakemake.input.models),
+    snakemake.input.selection,
     snakemake.output.product,
+    list(snakemake.input.history),
     snakemake.params.chunk_rows,
     device=snakemake.params.device,
 )

@@ -1,4 +1,5 @@
-"""Snakemake adapter: train the gap-fill CNN (resuming from its work folder) and calibrate it."""
+"""Snakemake adapter: train one gap-fill method (resuming from its work folder) and calibrate
+its intervals."""
 
 import torch
 
@@ -8,11 +9,12 @@ from lstfill.logs import setup_logging
 setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 train(
-    snakemake.input.dataset,
+    snakemake.input.get("dataset"),
     list(snakemake.input.cubes),
     snakemake.input.split,
     snakemake.params.gapfill,
     snakemake.output.model,
     snakemake.output.curve,
     snakemake.params.workdir,
+    method=snakemake.wildcards.method,
 )

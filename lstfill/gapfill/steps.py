@@ -1,5 +1,9 @@
-"""One function per gap-fill rule (`gapfill_<step>`): dataset, train, predict, evaluate.
+"""One function per gap-fill rule (`gapfill_<step>`): dataset, train, select, predict, evaluate.
 
+Every method of `gapfill.methods` is trained (`train`, one checkpoint each); `select` scores them
+on artificial gaps of the validation days and names the product's method (`gapfill.method`, or
+the lowest validation RMSE for `auto`); `predict_selected` fills each acquisition with it;
+`evaluate` scores every method and every baseline on the same hidden pixels of the test days.
 Each step reads files and the `gapfill` config section and writes its outputs atomically; the
 Snakemake rules (rules/gapfill.smk) and the `lstfill gapfill-*` commands call these functions.
 """
@@ -8,7 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +26,17 @@ from lstfill.errors import InputError
 from lstfill.gapfill.dataset import read_patches, split_patches, write_patches
 from lstfill.gapfill.evaluate import evaluate_pairs, select_pairs
 from lstfill.gapfill.features import FeatureSet, check_features
-from lstfill.gapfill.inputs import LstSeries, load_cubes, load_series
+from lstfill.gapfill.inputs import FillResult, LstSeries, load_cubes, load_series
+from lstfill.gapfill.method import METHODS, method_key
 from lstfill.gapfill.method.cnn import CnnFiller
+from lstfill.gapfill.method.context import ContextFiller
 from lstfill.io import atomic_output, write_cog, write_json
-from lstfill.method import train_method
+from lstfill.method import load_method, train_method
 from lstfill.splits import TEST, split_blocks, split_dates
-from lstfill.training.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 DEVICE_KEY = "gapfill.training.device"
+Filler = Callable[[LstSeries, int], FillResult]
 
 
 def features_from_config(cfg: dict[str, Any]) -> FeatureSet:
@@ -53,6 +60,13 @@ def cnn_from_config(cfg: dict[str, Any]) -> CnnFiller:
         chunk_rows=cfg["chunk_rows"],
         seed=cfg["training"]["seed"],
     )
+
+
+def context_from_config(cfg: dict[str, Any]) -> ContextFiller:
+    """An untrained context U-Net with the config's settings, on the job's device."""
+    c = dict(cfg["context"])
+    training = {**c.pop("training"), "device": cfg["training"]["device"]}
+    return ContextFiller(features_from_config(cfg), training=training, **c)
 
 
 def region_split(series: LstSeries, split_cfg: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +160,7 @@ def dataset(
 
 
 def train(
-    dataset: str | Path,
+    dataset: str | Path | None,
     cube_paths: Sequence[str | Path],
     split_path: str | Path,
     cfg: dict[str, Any],
@@ -154,10 +168,20 @@ def train(
     curve_out: str | Path,
     workdir: str | Path,
     progress: bool = True,
-) -> CnnFiller:
-    """Train the CNN on the patch dataset (resuming from `workdir`), calibrate its intervals on
-    the validation days, and write the checkpoint and the training curve."""
+    method: str = "patch_cnn",
+) -> CnnFiller | ContextFiller:
+    """Train `method` (a key of METHODS; resuming from `workdir`), calibrate its intervals on
+    the validation days, and write the checkpoint and the training curve. The patch CNN learns
+    from the patch dataset, the context U-Net from the cubes of the split's days."""
     job_device(cfg["training"]["device"], DEVICE_KEY)
+    if method == "context":
+        return train_context(
+            cube_paths, split_path, cfg, checkpoint_out, curve_out, workdir, progress
+        )
+    if method != "patch_cnn":
+        raise InputError("gapfill.methods", f"unknown gap-fill method {method!r}")
+    if dataset is None:
+        raise InputError("gapfill_train", "the patch CNN trains on the patch dataset; give it")
     splits, features, norm, maps, attrs = read_patches(dataset)
     filler = cnn_from_config(cfg)
     if int(json.loads(str(attrs["patch_size"]))) != cfg["patch_size"]:
@@ -198,11 +222,171 @@ def train(
     return filler
 
 
-def load_filler(checkpoint: str | Path, device: str | torch.device = "auto") -> CnnFiller:
-    """The trained filler of a checkpoint, its network on `device`."""
-    state = load_checkpoint(checkpoint)
-    state["path"] = str(checkpoint)
-    return CnnFiller.from_state(state, device)
+def train_context(
+    cube_paths: Sequence[str | Path],
+    split_path: str | Path,
+    cfg: dict[str, Any],
+    checkpoint_out: str | Path,
+    curve_out: str | Path,
+    workdir: str | Path,
+    progress: bool = True,
+) -> ContextFiller:
+    """Train the context U-Net on artificial gaps of the training days (their LST and the
+    validation days' as its history), early-stopped and calibrated on the validation days. The
+    test blocks of the spatial split are never a loss target."""
+    series = load_cubes(cube_paths)
+    split = json.loads(Path(split_path).read_text())
+    filler = context_from_config(cfg)
+    check_features(series, filler.features)
+    train = _index(series, split["train"], split_path)
+    val = _index(series, split["val"], split_path)
+    allowed = _allowed(series, np.concatenate([train, val]))
+    unscored = block_map(series, split) == TEST
+    fingerprint = {
+        "method": "context",
+        "split": split,
+        "acquisitions": series.ids,
+        "features": filler.features.to_dict(),
+        "context": filler.cfg.to_dict(),
+    }
+    train_method(
+        filler,
+        (series, train, val, allowed, unscored),
+        fingerprint,
+        workdir,
+        checkpoint_out,
+        curve_out,
+        title="gap-fill context U-Net",
+        extra={"split": split},
+        progress=progress,
+    )
+    return filler
+
+
+def load_filler(
+    checkpoint: str | Path, device: str | torch.device = "auto"
+) -> CnnFiller | ContextFiller:
+    """The trained gap-fill method of a checkpoint (either kind), its network on `device`."""
+    return load_method(checkpoint, METHODS, device)  # type: ignore[return-value]
+
+
+def product_filler(filler: CnnFiller | ContextFiller, cfg: dict[str, Any]) -> Filler:
+    """A trained method as it is scored: with the residual correction every method gets (the
+    CNN applies its own inside `fill`; the context model's product keeps the observations at
+    visible pixels, so the correction leaves it as it is)."""
+    if isinstance(filler, CnnFiller):
+        return filler.fill
+    mode = cfg["residual_correction"]["mode"]
+    return baselines_module().fill_with_correction(
+        filler.fill, mode, cfg["residual_correction"]["sigma_px"]
+    )
+
+
+def baselines_module() -> Any:
+    """lstfill.gapfill.baselines, imported when needed (scikit-learn: seconds of start-up)."""
+    from lstfill.gapfill import baselines
+
+    return baselines
+
+
+# Most validation pairs `select` scores (the evaluation's max_pairs is for the test days: a
+# change to it must not re-select and so re-predict every product).
+SELECT_MAX_PAIRS = 200
+
+
+def _pairs(series: LstSeries, index: np.ndarray, ev: dict[str, Any]) -> list[Any]:
+    """(target, donor) pairs with targets among the acquisitions `index` (any clear share)."""
+    return select_pairs(
+        series.valid_fraction(),
+        target_min=0.0,
+        donor_min=ev["donor_min_valid"],
+        donor_max=ev["donor_max_valid"],
+        candidates=_allowed(series, index),
+        max_pairs=ev.get("max_pairs", SELECT_MAX_PAIRS),
+        seed=ev["seed"],
+    )
+
+
+def select(
+    cube_paths: Sequence[str | Path],
+    checkpoints: Sequence[str | Path],
+    split_path: str | Path,
+    cfg: dict[str, Any],
+    selection_out: str | Path,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Score every trained method on artificial gaps of the validation days (the evaluation
+    protocol, on days no method trained on) and write which one makes the products: the
+    configured `gapfill.method`, or for `auto` the one with the lowest RMSE. Reads the
+    evaluation's donor range and seed, at most SELECT_MAX_PAIRS pairs."""
+    device = job_device(cfg["training"]["device"], DEVICE_KEY)
+    series = load_cubes(cube_paths)
+    split = json.loads(Path(split_path).read_text())
+    fillers = {}
+    for path in checkpoints:
+        filler = load_filler(path, device)
+        check_features(series, filler.features)
+        fillers[method_key(filler)] = (filler, Path(path).name)
+    pairs = _pairs(series, _index(series, split["val"], split_path), cfg["evaluation"])
+    validation: dict[str, Any] = {}
+    if pairs:
+        methods = {key: product_filler(f, cfg) for key, (f, _) in fillers.items()}
+        with threadpool_limits(threads):
+            result = evaluate_pairs(
+                series,
+                pairs,
+                methods,
+                dist_edges_m=(0.0, math.inf),
+                size_edges_px=(0.0, math.inf),
+                progress=False,
+            )
+        validation = {
+            key: {
+                "rmse": m["overall"]["rmse"],
+                "rmse_median": m["rmse_median"],
+                "coverage_90": m.get("coverage_90"),
+                "n_pairs": m["n_pairs"],
+            }
+            for key, m in result["methods"].items()
+        }
+    if cfg["method"] != "auto":
+        chosen, rule = cfg["method"], "gapfill.method"
+    elif validation:
+        chosen = min(validation, key=lambda k: validation[k]["rmse"])
+        rule = "lowest RMSE on artificial gaps of the validation days (gapfill.method: auto)"
+    else:
+        chosen = next(iter(fillers))
+        rule = "no validation pair to score on: the first of gapfill.methods"
+        log.warning("%s: %s", split_path, rule)
+    if chosen not in fillers:
+        raise InputError("gapfill.method", f"{chosen!r} was not trained (gapfill.methods)")
+    log.info("gap-fill products from %s (%s)", chosen, rule)
+    out = {
+        "method": chosen,
+        "checkpoint": fillers[chosen][1],
+        "rule": rule,
+        "validation": validation,
+        "validation_pairs": len(pairs),
+    }
+    write_json(selection_out, out)
+    return out
+
+
+def predict_selected(
+    cube: str | Path,
+    checkpoints: Sequence[str | Path],
+    selection: str | Path,
+    product_out: str | Path,
+    cube_paths: Sequence[str | Path] = (),
+    chunk_rows: int | None = None,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """`predict` with the checkpoint that `select` named."""
+    chosen = json.loads(Path(selection).read_text())["checkpoint"]
+    by_name = {Path(p).name: p for p in checkpoints}
+    if chosen not in by_name:
+        raise InputError(selection, f"names checkpoint {chosen!r}, not among {sorted(by_name)}")
+    return predict(cube, by_name[chosen], product_out, chunk_rows, device, cube_paths)
 
 
 def predict(
@@ -211,21 +395,23 @@ def predict(
     product_out: str | Path,
     chunk_rows: int | None = None,
     device: str = "auto",
+    cube_paths: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
-    """Fill the gaps of one acquisition's cube and write the product COG.
+    """Fill the gaps of one acquisition's cube with a trained method and write the product COG.
 
     Bands: `lst` (observed where clear, the model where not), `filled` (1 where the model
     filled, 0 where observed), `uncertainty_90` (half-width in K of the 90 % interval; for
     observed pixels 1.645 × the ECOSTRESS LST_err when the cube has it, else 0). Water and
     pixels outside the data are nodata (NaN). An all-cloud acquisition is filled by the model
-    alone, with a warning. The CNN runs on `device` (the job's gapfill.training.device).
+    alone, with a warning. The network runs on `device` (the job's gapfill.training.device).
+    The context model reads the region's other acquisitions too (`cube_paths`, which must
+    include `cube`): their LST gives its temporal neighbours and the persistent pattern.
     """
     filler = load_filler(checkpoint, job_device(device, DEVICE_KEY))
-    if chunk_rows:
+    series, t = _target_series(cube, filler, cube_paths)
+    if chunk_rows and isinstance(filler, CnnFiller):
         filler.hyper["chunk_rows"] = chunk_rows
-    series = load_series(cube)
     check_features(series, filler.features)
-    t = 0
     visible = series.valid[t]
     if not visible.any():
         log.warning("%s: no clear pixel; the product is the model's prediction alone", cube)
@@ -250,10 +436,10 @@ def predict(
         nodata=float("nan"),
         tags={
             "acquisition": series.ids[t],
-            "model": "gapfill patch CNN (Kustura et al. 2025)",
+            "method": method_key(filler),
+            "model": MODEL_TITLES[method_key(filler)],
             "checkpoint": Path(checkpoint).name,
             "filled_pixels": n_filled,
-            "residual_correction": filler.hyper["residual_mode"],
         },
         band_names=["lst", "filled", "uncertainty_90"],
         band_tags=[
@@ -266,6 +452,27 @@ def predict(
     return {"filled": n_filled, "land": int(land.sum())}
 
 
+MODEL_TITLES = {
+    "patch_cnn": "gap-fill patch CNN (Kustura et al. 2025), smooth residual correction",
+    "context": "gap-fill context U-Net reading the acquisition's visible LST",
+}
+
+
+def _target_series(
+    cube: str | Path, filler: CnnFiller | ContextFiller, cube_paths: Sequence[str | Path]
+) -> tuple[LstSeries, int]:
+    """The series a method fills acquisition `cube` from, and the cube's index in it: the cube
+    alone for the patch CNN (its history is in the checkpoint), the region's cubes for the
+    context model."""
+    target = load_series(cube)
+    if isinstance(filler, CnnFiller):
+        return target, 0
+    if not cube_paths:
+        raise InputError(cube, "the context model needs the region's other cubes to fill it")
+    series = load_cubes(cube_paths)
+    return series, int(_index(series, target.ids, cube)[0])
+
+
 def _lst_err(cube: str | Path) -> np.ndarray | None:
     import xarray as xr
 
@@ -276,23 +483,34 @@ def _lst_err(cube: str | Path) -> np.ndarray | None:
 
 
 def evaluation_methods(
-    series: LstSeries, filler: CnnFiller, train_index: np.ndarray, cfg: dict[str, Any]
-) -> dict[str, Any]:
-    """The CNN and the three baselines, each with the same inputs and the same residual step."""
-    from lstfill.gapfill import baselines  # scikit-learn: evaluation only, seconds of start-up
+    series: LstSeries,
+    fillers: Sequence[CnnFiller | ContextFiller],
+    train_index: np.ndarray,
+    cfg: dict[str, Any],
+) -> dict[str, Filler]:
+    """Every trained method (`model_<key>`) and the four baselines, each with the same inputs
+    and the same residual step. The learned baselines learn from the training days only."""
+    baselines = baselines_module()
+    from lstfill.gapfill.climatology import ClimatologyAnomaly
 
     mode = cfg["residual_correction"]["mode"]
     sigma = cfg["residual_correction"]["sigma_px"]
+    features = features_from_config(cfg)
     hgb = baselines.HGBBaseline(
-        filler.features, max_iter=cfg["evaluation"]["hgb_max_iter"], seed=cfg["training"]["seed"]
+        features, max_iter=cfg["evaluation"]["hgb_max_iter"], seed=cfg["training"]["seed"]
     )
     hgb.fit(series, train_index, _allowed(series, train_index))
+    clim = ClimatologyAnomaly(seed=cfg["training"]["seed"])
+    clim.fit(series, _allowed(series, train_index))
+    log.info("climatology baseline tuned on the training days: %s", clim.tuning or "defaults")
 
     def corrected(method: Any) -> Any:
         return baselines.fill_with_correction(method, mode, sigma)
 
+    methods: dict[str, Filler] = {f"model_{method_key(f)}": product_filler(f, cfg) for f in fillers}
     return {
-        "model_cnn": filler.fill,
+        **methods,
+        "baseline_climatology_anomaly": corrected(clim.fill),
         "baseline_mean_lapse": corrected(baselines.fill_mean_lapse),
         "baseline_temporal": corrected(baselines.fill_temporal),
         "baseline_hgb": corrected(hgb.fill),
@@ -301,42 +519,42 @@ def evaluation_methods(
 
 def evaluate(
     cube_paths: Sequence[str | Path],
-    checkpoint: str | Path,
+    checkpoints: str | Path | Sequence[str | Path],
     split_path: str | Path,
     cfg: dict[str, Any],
     metrics_out: str | Path,
     figure_out: str | Path,
     threads: int = 1,
+    selection: str | Path | None = None,
 ) -> dict[str, Any]:
     """Artificial-gap evaluation on the test days: real cloud masks of other acquisitions hide
-    clear pixels of each test acquisition; the CNN and the baselines are scored on exactly those
-    hidden pixels, overall and (`subsets.test_blocks`) on the hidden pixels of the test blocks,
-    where no training or validation patch lay. The CNN runs on gapfill.training.device. Writes
-    metrics.json and the figure."""
+    clear pixels of each test acquisition; every trained method and every baseline is scored
+    on exactly those hidden pixels, overall and (`subsets.test_blocks`) on the hidden pixels of
+    the test blocks, where no training or validation sample was a target. The networks run on
+    gapfill.training.device. metrics.json names the product's method and how it was chosen
+    (`selection`, the output of `select`; without it, the first checkpoint's method); its
+    `coverage_90` is that method's. Writes metrics.json and the figure."""
     from lstfill.gapfill.figures import plot_evaluation
 
     device = job_device(cfg["training"]["device"], DEVICE_KEY)
     series = load_cubes(cube_paths)
     split = json.loads(Path(split_path).read_text())
-    filler = load_filler(checkpoint, device)
-    check_features(series, filler.features)
+    paths = [checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)
+    fillers = [load_filler(p, device) for p in paths]
+    for filler in fillers:
+        check_features(series, filler.features)
+    if selection is not None:
+        chosen = json.loads(Path(selection).read_text())
+    else:
+        chosen = {"method": method_key(fillers[0]), "rule": "the only method evaluated"}
     train_index = _index(series, split["train"], split_path)
     test_index = _index(series, split["test"], split_path)
     ev = cfg["evaluation"]
-    candidates = _allowed(series, test_index)
-    pairs = select_pairs(
-        series.valid_fraction(),
-        target_min=0.0,
-        donor_min=ev["donor_min_valid"],
-        donor_max=ev["donor_max_valid"],
-        candidates=candidates,
-        max_pairs=ev["max_pairs"],
-        seed=ev["seed"],
-    )
+    pairs = _pairs(series, test_index, ev)
     if not pairs:
         raise InputError(split_path, "no (test acquisition, donor mask) pair to evaluate on")
     with threadpool_limits(threads):
-        methods = evaluation_methods(series, filler, train_index, cfg)
+        methods = evaluation_methods(series, fillers, train_index, cfg)
         result = evaluate_pairs(
             series,
             pairs,
@@ -345,9 +563,12 @@ def evaluate(
             size_edges_px=ev["gap_size_edges_px"],
             subsets={"test_blocks": block_map(series, split) == TEST},
         )
+    model = f"model_{chosen['method']}"
     result["split"] = {k: split[k] for k in ("train", "val", "test")}
-    result["calibration"] = filler.calibration
-    result["coverage_90"] = result["methods"]["model_cnn"].get("coverage_90")
+    result["selected_method"] = chosen["method"]
+    result["selection"] = chosen
+    result["calibration"] = {method_key(f): f.calibration for f in fillers}
+    result["coverage_90"] = result["methods"][model].get("coverage_90")
     write_json(metrics_out, result)
-    plot_evaluation(series, pairs, methods, result, figure_out)
+    plot_evaluation(series, pairs, methods, result, figure_out, model=model)
     return result

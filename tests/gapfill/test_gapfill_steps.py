@@ -70,6 +70,17 @@ def _config(**training) -> dict:
             },
             "max_patches_per_acquisition": 200,
             "mc_passes": 2,
+            "context": {
+                "base": 4,
+                "depth": 2,
+                "crop": 16,
+                "sigmas": [2, 4],
+                "samples_per_epoch": 32,
+                "val_samples": 2,
+                "tile": 32,
+                "overlap": 4,
+                "training": {"epochs": 2, "batch_size": 8},
+            },
             "split": {"test_days": 2, "val_days": 2, "min_valid_test": 0.5, "block_size": 8},
             "evaluation": {"max_pairs": 6, "hgb_max_iter": 20},
         },
@@ -299,11 +310,13 @@ def test_evaluate_region_metrics(region, tmp_path):
     )
     m = json.loads(metrics_out.read_text())
     assert set(m["methods"]) == {
-        "model_cnn",
+        "model_patch_cnn",
+        "baseline_climatology_anomaly",
         "baseline_mean_lapse",
         "baseline_temporal",
         "baseline_hgb",
     }
+    assert m["selected_method"] == "patch_cnn"
     split = json.loads(region["split"].read_text())
     assert 0 < m["n_pairs"] <= 6 and m["n_hidden_pixels"] > 0
     assert {p["target"] for p in m["pairs"]} <= set(split["test"])
@@ -319,7 +332,7 @@ def test_evaluate_region_metrics(region, tmp_path):
         assert 0 < test_blocks["n_pixels"] < overall["n"], name
         assert test_blocks["n"] == test_blocks["n_pixels"]
     assert 0.0 <= m["coverage_90"] <= 1.0
-    assert m["coverage_90"] == m["methods"]["model_cnn"]["coverage_90"]
+    assert m["coverage_90"] == m["methods"]["model_patch_cnn"]["coverage_90"]
     assert m["split"] == {k: split[k] for k in ("train", "val", "test")}
     assert returned["n_hidden_pixels"] == m["n_hidden_pixels"]
     assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -396,3 +409,112 @@ def test_gapfill_prediction_logs_its_device(region, tmp_path, monkeypatch, caplo
         "to the CPU)"
     ]
     assert (tmp_path / "p.tif").exists()
+
+
+@pytest.fixture(scope="module")
+def context_model(region):
+    """The context U-Net trained on the region's cubes and split."""
+    root = region["root"]
+    ckpt = root / "context.pt"
+    seed_everything(0)
+    steps.train(
+        None,
+        region["cubes"],
+        region["split"],
+        region["cfg"],
+        ckpt,
+        root / "context_curve.png",
+        root / "context_work",
+        progress=False,
+        method="context",
+    )
+    return ckpt
+
+
+def test_context_method_trains_and_is_calibrated(region, context_model):
+    state = load_checkpoint(context_model)
+    assert state["model_name"] == "context_unet"
+    halfwidths = state["extra"]["halfwidth90"]
+    assert len(halfwidths) > 1 and all(h > 0 for h in halfwidths)
+    assert halfwidths == sorted(halfwidths)  # wider far from clear pixels
+    assert state["extra"]["split"] == json.loads(region["split"].read_text())
+    assert (region["root"] / "context_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_train_refuses_an_unknown_method_or_a_cnn_without_dataset(region, tmp_path):
+    args = (region["cubes"], region["split"], region["cfg"], tmp_path / "m.pt", tmp_path / "c.png")
+    with pytest.raises(InputError, match="unknown gap-fill method 'kriging'"):
+        steps.train(region["dataset"], *args, tmp_path / "w", method="kriging")
+    with pytest.raises(InputError, match="patch dataset"):
+        steps.train(None, *args, tmp_path / "w")
+    assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("configured", ["auto", "patch_cnn", "context"])
+def test_select_names_the_validation_winner_or_the_configured_method(
+    region, context_model, tmp_path, configured
+):
+    cfg = copy.deepcopy(region["cfg"])
+    cfg["method"] = configured
+    out = tmp_path / "selection.json"
+    models = [region["checkpoint"], context_model]
+    returned = steps.select(region["cubes"], models, region["split"], cfg, out)
+    sel = json.loads(out.read_text())
+    assert sel == json.loads(json.dumps(returned))
+    assert set(sel["validation"]) == {"patch_cnn", "context"}
+    split = json.loads(region["split"].read_text())
+    assert sel["validation_pairs"] > 0
+    scores = {k: v["rmse"] for k, v in sel["validation"].items()}
+    assert all(np.isfinite(v) and v > 0 for v in scores.values())
+    expected = min(scores, key=scores.get) if configured == "auto" else configured
+    assert sel["method"] == expected
+    assert sel["checkpoint"] == {"patch_cnn": "model.pt", "context": "context.pt"}[expected]
+    assert len(split["val"]) == 2
+
+
+def test_context_product_reads_the_region_and_keeps_observations(region, context_model, tmp_path):
+    selection = tmp_path / "selection.json"
+    selection.write_text(json.dumps({"method": "context", "checkpoint": "context.pt"}))
+    cube = region["cubes"][1]  # 45 % clear
+    out = tmp_path / "p.tif"
+    models = [region["checkpoint"], context_model]
+    steps.predict_selected(cube, models, selection, out, region["cubes"])
+    with rasterio.open(out) as src:
+        lst, filled, half = src.read()
+        assert src.tags()["method"] == "context"
+        assert src.tags()["checkpoint"] == "context.pt"
+    with xr.open_dataset(cube) as ds:
+        observed = ds["lst"].values[0]
+    visible = np.isfinite(observed)
+    assert np.array_equal(lst[visible], observed[visible])
+    land = np.isfinite(lst)
+    assert (filled[land & ~visible] == 1).all() and (filled[visible] == 0).all()
+    assert 250 < np.nanmin(lst) and np.nanmax(lst) < 340
+    assert (half[land & ~visible] > 0).all()
+    with pytest.raises(InputError, match="other cubes"):
+        steps.predict_selected(cube, models, selection, tmp_path / "q.tif")
+    assert not (tmp_path / "q.tif").exists()
+    selection.write_text(json.dumps({"method": "context", "checkpoint": "other.pt"}))
+    with pytest.raises(InputError, match="other.pt"):
+        steps.predict_selected(cube, models, selection, tmp_path / "q.tif", region["cubes"])
+
+
+def test_evaluate_scores_both_methods_on_the_same_pixels(region, context_model, tmp_path):
+    selection = tmp_path / "selection.json"
+    selection.write_text(json.dumps({"method": "context", "checkpoint": "context.pt", "rule": "x"}))
+    metrics_out = tmp_path / "metrics.json"
+    steps.evaluate(
+        region["cubes"],
+        [region["checkpoint"], context_model],
+        region["split"],
+        region["cfg"],
+        metrics_out,
+        tmp_path / "fig.png",
+        selection=selection,
+    )
+    m = json.loads(metrics_out.read_text())
+    assert {"model_patch_cnn", "model_context", "baseline_climatology_anomaly"} <= set(m["methods"])
+    assert {v["overall"]["n"] for v in m["methods"].values()} == {m["n_hidden_pixels"]}
+    assert m["selected_method"] == "context" and m["selection"]["rule"] == "x"
+    assert m["coverage_90"] == m["methods"]["model_context"]["coverage_90"]
+    assert set(m["calibration"]) == {"patch_cnn", "context"}

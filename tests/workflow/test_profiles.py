@@ -35,9 +35,14 @@ def test_model_rules_get_a_gpu_and_the_same_threads():
     model_rules = {
         r
         for r in RULE_NAMES
-        if re.match(r"(gapfill|superres|downscale)_(train|predict|evaluate)$", r)
+        if re.match(r"(gapfill|superres|downscale)_(train|select|predict|evaluate)$", r)
     }
-    assert {"gapfill_train", "superres_predict", "downscale_evaluate"} <= model_rules
+    assert {
+        "gapfill_train",
+        "gapfill_select",
+        "superres_predict",
+        "downscale_evaluate",
+    } <= model_rules
     assert set(slurm["set-resources"]) == model_rules
     assert set(slurm["set-threads"]) == model_rules
     for rule in model_rules:

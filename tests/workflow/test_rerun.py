@@ -79,7 +79,27 @@ CASES = {
         "gapfill.training.epochs",
         3,
         lambda run: {
+            "gapfill_train": 1,  # the patch CNN only: the context model has its own settings
+            "gapfill_select": 1,
+            "gapfill_predict": _acquisitions(run),
+            "gapfill_evaluate": 1,
+        },
+    ),
+    "gapfill context key: its training, selection, products, evaluation": (
+        "gapfill.context.training.epochs",
+        3,
+        lambda run: {
             "gapfill_train": 1,
+            "gapfill_select": 1,
+            "gapfill_predict": _acquisitions(run),
+            "gapfill_evaluate": 1,
+        },
+    ),
+    "gapfill product method: selection, products, evaluation": (
+        "gapfill.method",
+        "patch_cnn",
+        lambda run: {
+            "gapfill_select": 1,
             "gapfill_predict": _acquisitions(run),
             "gapfill_evaluate": 1,
         },

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no local SLURM: {RE
 
 # the model rules (gapfill_train, superres_predict, ...) and their groups; the fusion rules
 # (fusion_predict, fusion_evaluate: NumPy, no model) stay on the CPU partition
-GPU_JOB = re.compile(r"(^|_)(gapfill|superres|downscale)_(train|predict|evaluate)(_|$)")
+GPU_JOB = re.compile(r"(^|_)(gapfill|superres|downscale)_(train|select|predict|evaluate)(_|$)")
 
 
 def edited_profile(dest: Path, cluster: slurm_cluster.SlurmCluster) -> Path:
@@ -248,5 +248,5 @@ def test_a_cancelled_job_is_retried_and_its_outputs_are_complete(slurm_run):
     retried = [j for j, (c, s) in jobs.items() if c.startswith("rule_gapfill_train")]
     assert any(jobs[j][1] == "COMPLETED" and int(j) > int(cancelled) for j in retried)
     workdir = slurm_run["workdir"]
-    assert (workdir / "results/tiny/gapfill/model/cnn.pt").stat().st_size > 1000
+    assert (workdir / "results/tiny/gapfill/model/patch_cnn.pt").stat().st_size > 1000
     assert (workdir / "results/tiny/gapfill/metrics.json").exists()

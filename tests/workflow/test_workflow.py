@@ -53,13 +53,29 @@ def test_gapfill_products_and_metrics(workdir):
         assert (workdir / f"results/tiny/gapfill/filled/{acq}.tif").stat().st_size > 1000
     metrics = json.loads((workdir / "results/tiny/gapfill/metrics.json").read_text())
     assert set(metrics["methods"]) == {
-        "model_cnn",
+        "model_patch_cnn",
+        "model_context",
+        "baseline_climatology_anomaly",
         "baseline_mean_lapse",
         "baseline_temporal",
         "baseline_hgb",
     }
     assert metrics["n_hidden_pixels"] > 0
+    # every method scored on the same hidden pixels
+    assert {m["overall"]["n"] for m in metrics["methods"].values()} == {metrics["n_hidden_pixels"]}
+    selection = json.loads((workdir / "results/tiny/gapfill/model/selection.json").read_text())
+    validation = selection["validation"]
+    assert set(validation) == {"patch_cnn", "context"}
+    assert selection["method"] == min(validation, key=lambda k: validation[k]["rmse"])
+    assert metrics["selected_method"] == selection["method"]
+    chosen = metrics["methods"][f"model_{selection['method']}"]
+    assert metrics["coverage_90"] == chosen["coverage_90"]
     assert 0.0 <= metrics["coverage_90"] <= 1.0
+    with rasterio.open(workdir / f"results/tiny/gapfill/filled/{acqs[0]}.tif") as src:
+        assert src.tags()["method"] == selection["method"]
+    target = f"results/tiny/gapfill/filled/{acqs[0]}.tif"
+    (workdir / target).unlink()
+    assert job_counts(run(workdir, "--dry-run", target)) == {"gapfill_predict": 1}
 
 
 def test_superres_products_and_metrics(workdir):

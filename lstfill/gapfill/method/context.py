@@ -182,7 +182,12 @@ class ContextFiller:
     # -- training -----------------------------------------------------------------------
 
     def _prepare(
-        self, series: LstSeries, t: int, history: History, allowed: np.ndarray
+        self,
+        series: LstSeries,
+        t: int,
+        history: History,
+        allowed: np.ndarray,
+        unscored: np.ndarray | None = None,
     ) -> _Prepared:
         assert self.normaliser is not None
         pattern = history.pattern(t)
@@ -195,6 +200,7 @@ class ContextFiller:
             pattern,
             series.lst[t].copy(),
             series.valid[t].copy(),
+            None if unscored is None else ~unscored,
         )
 
     def _fit_normaliser(self, series: LstSeries, train: Sequence[int], history: History) -> None:
@@ -216,7 +222,8 @@ class ContextFiller:
 
     def fit(
         self,
-        data: tuple[LstSeries, Sequence[int], Sequence[int], np.ndarray],
+        data: tuple[LstSeries, Sequence[int], Sequence[int], np.ndarray]
+        | tuple[LstSeries, Sequence[int], Sequence[int], np.ndarray, np.ndarray],
         workdir: str | Path,
         *,
         progress: bool = True,
@@ -224,12 +231,15 @@ class ContextFiller:
         """Train on artificial gaps of the training acquisitions, stop early on those of the
         validation ones, then calibrate the half-widths on the latter.
 
-        `data` is (series, train_index, val_index, history_allowed): `history_allowed` (bool
-        per acquisition) are the acquisitions whose LST may be read for the pattern and the
-        temporal neighbours; acquisitions with less than `min_valid` clear land are skipped as
-        targets. Use a fresh `workdir` per run (training resumes from it).
+        `data` is (series, train_index, val_index, history_allowed[, unscored]):
+        `history_allowed` (bool per acquisition) are the acquisitions whose LST may be read for
+        the pattern and the temporal neighbours; `unscored` (bool per pixel, optional) are
+        pixels never used as a loss target or calibration error (the test blocks of a spatial
+        split); they remain inputs. Acquisitions with less than `min_valid` clear land are
+        skipped as targets. Use a fresh `workdir` per run (training resumes from it).
         """
-        series, train_index, val_index, history_allowed = data
+        series, train_index, val_index, history_allowed = data[:4]
+        unscored = np.asarray(data[4], dtype=bool) if len(data) > 4 else None
         cfg, training = self.cfg, self.cfg.training
         check_features(series, self.features)
         allowed = np.asarray(history_allowed, dtype=bool)
@@ -244,8 +254,8 @@ class ContextFiller:
         history = History(series, allowed)
         self._fit_normaliser(series, train, history)
         assert self.normaliser is not None
-        prep_train = [self._prepare(series, a, history, allowed) for a in train]
-        prep_val = [self._prepare(series, a, history, allowed) for a in val]
+        prep_train = [self._prepare(series, a, history, allowed, unscored) for a in train]
+        prep_val = [self._prepare(series, a, history, allowed, unscored) for a in val]
         pool = sorted(set(int(a) for a in train_index) | set(int(a) for a in val_index))
         donors = [~series.valid[d] & series.land for d in pool if 0.02 <= vf[d] <= 0.98]
         # the samples are drawn anew every epoch: one long dataset, `n_batches` an epoch

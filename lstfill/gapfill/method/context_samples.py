@@ -30,6 +30,7 @@ class _Prepared:
     pattern: np.ndarray
     lst: np.ndarray
     valid: np.ndarray
+    scored: np.ndarray | None = None  # pixels that may be loss targets (None: all)
 
 
 def _transform_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -72,6 +73,8 @@ def _sample(
         prep.valid, normaliser.target(np.nan_to_num(prep.lst - prep.pattern - offset)), 0.0
     )
     weight = hidden.astype(np.float32) + visible_weight * visible.astype(np.float32)
+    if prep.scored is not None:
+        weight *= prep.scored
     return x, np.stack([z.astype(np.float32), weight])
 
 
