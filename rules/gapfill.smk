@@ -67,6 +67,7 @@ rule gapfill_select:
         gapfill=subconfig(
             "gapfill",
             "method",
+            "selection_pairs",
             "evaluation.donor_min_valid",
             "evaluation.donor_max_valid",
             "evaluation.seed",

@@ -289,12 +289,7 @@ def baselines_module() -> Any:
     return baselines
 
 
-# Most validation pairs `select` scores (the evaluation's max_pairs is for the test days: a
-# change to it must not re-select and so re-predict every product).
-SELECT_MAX_PAIRS = 200
-
-
-def _pairs(series: LstSeries, index: np.ndarray, ev: dict[str, Any]) -> list[Any]:
+def _pairs(series: LstSeries, index: np.ndarray, ev: dict[str, Any], max_pairs: int) -> list[Any]:
     """(target, donor) pairs with targets among the acquisitions `index` (any clear share)."""
     return select_pairs(
         series.valid_fraction(),
@@ -302,7 +297,7 @@ def _pairs(series: LstSeries, index: np.ndarray, ev: dict[str, Any]) -> list[Any
         donor_min=ev["donor_min_valid"],
         donor_max=ev["donor_max_valid"],
         candidates=_allowed(series, index),
-        max_pairs=ev.get("max_pairs", SELECT_MAX_PAIRS),
+        max_pairs=max_pairs,
         seed=ev["seed"],
     )
 
@@ -317,8 +312,9 @@ def select(
 ) -> dict[str, Any]:
     """Score every trained method on artificial gaps of the validation days (the evaluation
     protocol, on days no method trained on) and write which one makes the products: the
-    configured `gapfill.method`, or for `auto` the one with the lowest RMSE. Reads the
-    evaluation's donor range and seed, at most SELECT_MAX_PAIRS pairs."""
+    configured `gapfill.method`, or for `auto` the one with the lowest RMSE. Scores at most
+    `selection_pairs` pairs, with the evaluation's donor range and seed (not its max_pairs, so
+    that a change to the test-day evaluation re-selects nothing)."""
     device = job_device(cfg["training"]["device"], DEVICE_KEY)
     series = load_cubes(cube_paths)
     split = json.loads(Path(split_path).read_text())
@@ -327,7 +323,8 @@ def select(
         filler = load_filler(path, device)
         check_features(series, filler.features)
         fillers[method_key(filler)] = (filler, Path(path).name)
-    pairs = _pairs(series, _index(series, split["val"], split_path), cfg["evaluation"])
+    val = _index(series, split["val"], split_path)
+    pairs = _pairs(series, val, cfg["evaluation"], cfg["selection_pairs"])
     validation: dict[str, Any] = {}
     if pairs:
         methods = {key: product_filler(f, cfg) for key, (f, _) in fillers.items()}
@@ -487,9 +484,12 @@ def evaluation_methods(
     fillers: Sequence[CnnFiller | ContextFiller],
     train_index: np.ndarray,
     cfg: dict[str, Any],
+    val_index: np.ndarray | None = None,
 ) -> dict[str, Filler]:
     """Every trained method (`model_<key>`) and the four baselines, each with the same inputs
-    and the same residual step. The learned baselines learn from the training days only."""
+    and the same residual step. The learned baselines learn from the training days; the
+    gradient boosting's LST pattern reads the validation days too, as the context model's
+    history does; the climatology's scales are tuned on the training days."""
     baselines = baselines_module()
     from lstfill.gapfill.climatology import ClimatologyAnomaly
 
@@ -499,7 +499,8 @@ def evaluation_methods(
     hgb = baselines.HGBBaseline(
         features, max_iter=cfg["evaluation"]["hgb_max_iter"], seed=cfg["training"]["seed"]
     )
-    hgb.fit(series, train_index, _allowed(series, train_index))
+    history = train_index if val_index is None else np.concatenate([train_index, val_index])
+    hgb.fit(series, train_index, _allowed(series, history))
     clim = ClimatologyAnomaly(seed=cfg["training"]["seed"])
     clim.fit(series, _allowed(series, train_index))
     log.info("climatology baseline tuned on the training days: %s", clim.tuning or "defaults")
@@ -550,11 +551,12 @@ def evaluate(
     train_index = _index(series, split["train"], split_path)
     test_index = _index(series, split["test"], split_path)
     ev = cfg["evaluation"]
-    pairs = _pairs(series, test_index, ev)
+    pairs = _pairs(series, test_index, ev, ev["max_pairs"])
     if not pairs:
         raise InputError(split_path, "no (test acquisition, donor mask) pair to evaluate on")
     with threadpool_limits(threads):
-        methods = evaluation_methods(series, fillers, train_index, cfg)
+        val_index = _index(series, split["val"], split_path)
+        methods = evaluation_methods(series, fillers, train_index, cfg, val_index)
         result = evaluate_pairs(
             series,
             pairs,

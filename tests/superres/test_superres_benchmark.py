@@ -156,6 +156,7 @@ def test_inconsistent_manifest_offset_is_an_error(dataset, tmp_path: Path) -> No
 def test_quick_benchmark_json(quick_run) -> None:
     result, out = quick_run
     names = {"model_sifnn1", "model_sifnn2", "baseline_bicubic", "baseline_tsharp", "baseline_dms"}
+    names.add(bench.DMS_GLOBAL)  # the global DMS model next to the windowed reference one
     assert set(result["methods"]) == names
     assert result["n_pairs"] == len(IDS)
     assert result["placement"] == "lst_aligned"
