@@ -72,6 +72,7 @@ rule downscale_train:
             "split.ratios",
             "split.block_size",
             "split.seed",
+            "split.day_run_gap",
         ),
         workdir=DS_WORKDIR,
     log:

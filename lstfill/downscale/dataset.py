@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lstfill.config import load_schema
 from lstfill.errors import ConfigError, InputError, LstfillError
 from lstfill.io import json_ready, load_netcdf, write_netcdf
 from lstfill.splits import DROPPED, SPLIT_NAMES, split_by_day, split_by_space
@@ -336,16 +338,47 @@ def read_samples(
     return X, y, meta, params
 
 
+def day_runs(dates: np.ndarray, gap: int) -> np.ndarray:
+    """Run index (0, 1, ...) of each YYYYMMDD date: sorted distinct days at most `gap` days after
+    the previous one continue its run (`gap` 0: every day is its own run)."""
+    dates = np.asarray(dates)
+    uniq, inverse = np.unique(dates, return_inverse=True)
+    days = np.array(
+        [np.datetime64(f"{d // 10000:04d}-{d // 100 % 100:02d}-{d % 100:02d}") for d in uniq]
+    ).astype("datetime64[D]")
+    new_run = np.diff(days).astype(np.int64) > gap
+    run = np.concatenate([[0], np.cumsum(new_run)]).astype(np.int64)
+    return run[inverse.reshape(dates.shape)]
+
+
+@cache
+def _schema_day_run_gap() -> int:
+    split = load_schema()["properties"]["downscale"]["properties"]["split"]
+    return int(split["properties"]["day_run_gap"]["default"])
+
+
+def day_run_gap(split: Mapping[str, Any]) -> int:
+    """`split["day_run_gap"]`, or the schema default where a split block lacks it."""
+    return int(split.get("day_run_gap", _schema_day_run_gap()))
+
+
 def split_codes(
     meta: Mapping[str, np.ndarray], params: Mapping[str, Any], split: Mapping[str, Any], kind: str
 ) -> np.ndarray:
-    """TRAIN/VAL/TEST (or DROPPED) per sample for the `kind` ("day" or "space") split."""
+    """TRAIN/VAL/TEST (or DROPPED) per sample for the `kind` ("day" or "space") split; the day
+    split assigns whole runs of days (`day_runs` with `day_run_gap(split)`)."""
     ratios = [float(r) for r in split["ratios"]]
     if kind == "day":
-        try:
-            return split_by_day(meta["date"], tuple(ratios), split["seed"])
-        except ValueError as exc:  # fewer than three days
-            raise LstfillError(f"day split: {exc}; raise downscale.max_days") from exc
+        gap = day_run_gap(split)
+        runs = day_runs(meta["date"], gap)
+        n_runs = len(np.unique(runs))
+        if n_runs < 3:
+            raise LstfillError(
+                f"day split: {len(np.unique(meta['date']))} days in {n_runs} run(s) of days at "
+                f"most {gap} days apart cannot give a train, val and test run each; raise "
+                "downscale.max_days or lower downscale.split.day_run_gap"
+            )
+        return split_by_day(runs, tuple(ratios), split["seed"])
     if kind == "space":
         total = sum(ratios)
         rc = np.stack([meta["row"], meta["col"]], axis=1)

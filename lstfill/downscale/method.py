@@ -1,13 +1,16 @@
 """The downscaling MLP behind the jobs' method interface (`lstfill.method.Method`).
 
 `MlpMethod` holds the network and the feature scaler fitted on the split's training samples:
-`fit` trains on scaled samples with MSE and the shared loop, `predict` maps raw feature rows to
-the predicted deviation from the 9x9 mean (in batches, so memory stays bounded), and `state` /
-`from_state` are the checkpoint.
+`fit` trains on scaled samples with MSE and the shared loop (first fitting the fixed linear map
+of an MLP with ``base="linear"`` to the training samples by least squares, and keeping that map
+alone if it validates better than every epoch), `predict` maps raw feature rows to the predicted
+deviation from the 9x9 mean (in batches, so memory stays bounded), and `state` / `from_state` are
+the checkpoint.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,6 +20,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from lstfill.device import resolve_device
+from lstfill.downscale.baselines import least_squares
 from lstfill.downscale.dataset import Scaler
 from lstfill.downscale.model import Mlp
 from lstfill.training.loop import TrainResult, fit
@@ -67,9 +71,17 @@ class MlpMethod:
         *,
         progress: bool = True,
     ) -> TrainResult:
-        """Train on (x_train, y_train, x_val, y_val), already scaled, with MSE."""
+        """Train on (x_train, y_train, x_val, y_val), already scaled, with MSE.
+
+        An MLP with a linear base gets the least-squares fit of (x_train, y_train) as that base
+        first, and keeps that fit alone (best epoch 0, ``extra["linear_only"]``) when no epoch's
+        validation loss beats it."""
         x_tr, y_tr, x_va, y_va = data
-        return fit(
+        based = self.net.base == "linear"
+        if based:
+            weight, bias = least_squares(x_tr, y_tr)
+            self.net.set_base(weight, bias)
+        result = fit(
             self.net,
             TensorDataset(torch.from_numpy(x_tr), torch.from_numpy(y_tr)),
             TensorDataset(torch.from_numpy(x_va), torch.from_numpy(y_va)),
@@ -78,6 +90,17 @@ class MlpMethod:
             workdir,
             progress=progress,
         )
+        if based:  # the starting point (epoch 0, the linear fit) is a candidate too
+            start = np.asarray(x_va, np.float64) @ weight + bias - np.asarray(y_va, np.float64)
+            start_loss = float(np.mean(start**2))
+            self.extra["linear_only"] = start_loss <= result.best_val_loss
+            if self.extra["linear_only"]:
+                self.net.drop_correction()
+                state = {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+                result = dataclasses.replace(
+                    result, best_epoch=0, best_val_loss=start_loss, best_state=state
+                )
+        return result
 
     def predict(self, x: np.ndarray, *, scaled: bool = False) -> np.ndarray:
         """The predicted deviation (K) of each feature row (scaled first unless `scaled`)."""

@@ -19,6 +19,7 @@ from lstfill.device import job_device
 from lstfill.downscale.baselines import linear_baseline
 from lstfill.downscale.dataset import (
     GROUPS,
+    day_run_gap,
     feature_names,
     fit_scaler,
     image_samples,
@@ -38,7 +39,7 @@ from lstfill.downscale.figures import plot_evaluation
 from lstfill.downscale.inputs import check_same_grid, file_for_year, read_dem, select_days, yyyymmdd
 from lstfill.downscale.method import METHODS, MlpMethod
 from lstfill.downscale.targets import SAMPLE_KEYS
-from lstfill.errors import InputError
+from lstfill.errors import InputError, LstfillError
 from lstfill.io import write_cog, write_json
 from lstfill.method import load_method, train_method
 from lstfill.runs import log_mlflow, write_run
@@ -159,7 +160,9 @@ def train(
     write the run's row (parameters, predict-0 and model test MSE)."""
     job_device(cfg["training"]["device"], DEVICE_KEY)
     X, y, meta, params = read_samples(samples)
-    codes = split_codes(meta, params, cfg["split"], kind)
+    # the effective day-run gap goes into the checkpoint, so evaluate can check it splits alike
+    split_cfg = {**cfg["split"], "day_run_gap": day_run_gap(cfg["split"])}
+    codes = split_codes(meta, params, split_cfg, kind)
     need_all_splits(codes, kind, samples)
     columns = feature_names(int(params["radius"]))
     scaler = fit_scaler(X[codes == TRAIN], cfg["scaling"], columns=columns)
@@ -174,6 +177,7 @@ def train(
         "n_in": len(columns),
         "hidden": list(cfg["model"]["hidden"]),
         "dropout": cfg["model"]["dropout"],
+        "base": cfg["model"]["base"],
     }
     train_cfg = TrainConfig.from_dict(cfg["training"])
     seed_everything(train_cfg.seed)  # initial weights from the config's seed
@@ -182,13 +186,18 @@ def train(
         scaler,
         train_cfg,
         features={"columns": columns, "radius": int(params["radius"]), "bands": cfg["bands"]},
-        config={"downscale": {k: cfg[k] for k in ("split", "scaling", "model", "training")}},
+        config={
+            "downscale": {
+                "split": split_cfg,
+                **{k: cfg[k] for k in ("scaling", "model", "training")},
+            }
+        },
     )
     fingerprint = {
         "samples": params,
         "n_samples": len(y),
         "kind": kind,
-        "split": cfg["split"],
+        "split": split_cfg,
         "scaling": cfg["scaling"],
         "model": model_kwargs,
         "training": cfg["training"],
@@ -223,7 +232,7 @@ def train(
         "n_days": len(np.unique(meta["date"])),
         "samples": params,
         "scaling": cfg["scaling"],
-        "split": cfg["split"],
+        "split": split_cfg,
         "model": cfg["model"],
         "training": cfg["training"],
     }
@@ -334,6 +343,13 @@ def evaluate(
         codes = split_codes(meta, params, cfg["split"], kind)
         need_all_splits(codes, kind, samples)
         model = load_method(path, METHODS, device)
+        if kind == "day":  # a model trained on other days than these splits leave out
+            trained = model.config.get("downscale", {}).get("split", {}).get("day_run_gap", 0)
+            if int(trained) != day_run_gap(cfg["split"]):
+                raise LstfillError(
+                    f"{path}: trained with downscale.split.day_run_gap {trained}, evaluated with "
+                    f"{day_run_gap(cfg['split'])}; train it again with the same setting"
+                )
         test = codes == TEST
         xs, yt = model.scaler.transform(X[test]), y[test]
         pred = model.predict(xs, scaled=True)

@@ -35,7 +35,7 @@ def plot_evaluation(
     methods: dict[str, Callable[[LstSeries, int], FillResult]],
     result: dict[str, Any],
     out_png: str | Path,
-    model: str = "model_cnn",
+    model: str = "model_patch_cnn",
 ) -> Path:
     """Truth / gappy input / filled / error maps of one pair, and RMSE by gap size and distance."""
     pair = _example_pair(series, pairs)

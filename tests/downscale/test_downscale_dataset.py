@@ -11,15 +11,18 @@ from lstfill.downscale.dataset import (
     GROUPS,
     RADIUS,
     Scaler,
+    day_run_gap,
+    day_runs,
     fit_scaler,
     read_samples,
     split_by_day,
     split_by_space,
+    split_codes,
     window_samples,
     write_samples,
 )
 from lstfill.downscale.targets import samples_key
-from lstfill.errors import ConfigError
+from lstfill.errors import ConfigError, LstfillError
 from lstfill.splits import TEST, TRAIN, VAL, split_blocks
 
 COL = {name: i for i, name in enumerate(FEATURES)}
@@ -254,3 +257,32 @@ def test_samples_key_is_stable() -> None:
     assert len(samples_key(a)) == 12 and int(samples_key(a), 16) >= 0
     assert samples_key(a) != samples_key({**a, "radius": 3})
     assert samples_key(a) != samples_key({**a, "hour": 13.5})
+
+
+def test_day_runs_join_days_at_most_the_gap_apart() -> None:
+    dates = np.array([20200104, 20200101, 20200102, 20200110, 20201231, 20210101, 20200102])
+    np.testing.assert_array_equal(day_runs(dates, 2), [0, 0, 0, 1, 2, 2, 0])
+    np.testing.assert_array_equal(day_runs(dates, 0), [2, 0, 1, 3, 4, 5, 1])
+    np.testing.assert_array_equal(day_runs(dates, 6), [0, 0, 0, 0, 1, 1, 0])
+
+
+def test_day_run_gap_falls_back_to_the_schema_default() -> None:
+    assert day_run_gap({"day_run_gap": 5}) == 5
+    assert day_run_gap({"ratios": [0.6, 0.1, 0.3]}) == 2  # a rule passing part of the split
+
+
+def test_day_split_sends_whole_runs_of_days_to_one_split() -> None:
+    # four weeks of seven consecutive days, one a year (as the Madrid cube)
+    weeks = [y * 10000 + 900 + d for y in (2017, 2018, 2019, 2020) for d in range(1, 8)]
+    dates = np.repeat(weeks, 5)
+    meta = {"date": dates}
+    split = {"ratios": [0.6, 0.1, 0.3], "seed": 0, "day_run_gap": 2}
+    codes = split_codes(meta, {}, split, "day")
+    years = dates // 10000
+    for year in np.unique(years):
+        assert len(np.unique(codes[years == year])) == 1  # a week never straddles splits
+    assert sorted(np.unique(codes).tolist()) == [TRAIN, VAL, TEST]
+    by_day = split_codes(meta, {}, {**split, "day_run_gap": 0}, "day")
+    assert any(len(np.unique(by_day[years == y])) > 1 for y in np.unique(years))
+    with pytest.raises(LstfillError, match="day_run_gap"):
+        split_codes({"date": dates[years < 2019]}, {}, split, "day")

@@ -18,7 +18,7 @@ N, DAYS = 48, 6
 TINY = {
     "model": {"hidden": [16], "dropout": 0.0},
     "training": {"epochs": 2, "batch_size": 64, "device": "cpu"},
-    "split": {"block_size": 16},
+    "split": {"block_size": 16, "day_run_gap": 0},  # six consecutive days: one run otherwise
     "importance": {"n_repeats": 1, "max_samples": 100},
     "bands": {"day": 10.5},
     "max_days": None,
@@ -57,9 +57,11 @@ def test_benchmark_json_scores_every_method_on_the_same_test_samples(bench, tmp_
     result = bench.run(bench.load_cube(tmp_path / "cube.nc"), cfg, tmp_path / "work")
     assert result["samples"]["band"] == "day" and result["samples"]["n_days"] == DAYS
     assert set(result["splits"]) == {"space", "day"}
-    for scores in result["splits"].values():
+    for kind, scores in result["splits"].items():
         methods = scores["methods"]
-        assert set(methods) == {"model_mlp", "baseline_zero", "baseline_linear"}
+        expected = {"model_mlp", "baseline_zero", "baseline_linear"}
+        # every test pixel has training days in the day split, none in the space split
+        assert set(methods) == expected | ({"reference_pixel_mean"} if kind == "day" else set())
         ns = {m["n"] for m in methods.values()}
         assert len(ns) == 1 and ns.pop() > 0
         for m in methods.values():
@@ -70,6 +72,9 @@ def test_benchmark_json_scores_every_method_on_the_same_test_samples(bench, tmp_
         zero = methods["baseline_zero"]["mse"]
         assert zero > 0.1
         assert methods["baseline_linear"]["mse"] < 1e-6 * zero
+        # the MLP corrects that linear fit, and keeps it alone when no epoch validates better
+        assert result["training"][kind]["linear_only"]
+        assert methods["model_mlp"]["mse"] < 1e-6 * zero
     assert result["runtime_s"]["total"] > 0
     assert "space" in result["training"] and "day" in result["training"]
     assert "baseline_linear" in bench.table(result)
@@ -91,6 +96,18 @@ def test_main_writes_the_json_and_prints_the_table(bench, tmp_path, monkeypatch,
     assert out["settings"]["bands"] == {"day": 10.5}
     printed = capsys.readouterr().out
     assert "space split" in printed and "day split" in printed and "model_mlp" in printed
+
+
+def test_pixel_mean_reference_on_a_hand_made_split(bench) -> None:
+    # pixels (0, 0), (0, 1), (1, 0); codes TRAIN 0, VAL 1, TEST 2
+    meta = {"row": np.array([0, 0, 0, 0, 1, 1]), "col": np.array([0, 0, 1, 1, 0, 0])}
+    y = np.array([1.0, 3.0, 5.0, -1.0, 7.0, 2.0])
+    codes = np.array([0, 2, 0, 2, 1, 2])
+    ref = bench.pixel_mean_scores(y, meta, codes)
+    # test: (0,0) 3 vs mean 1 -> 4; (0,1) -1 vs 5 -> 36; (1,0) no training day: 0 -> 4
+    assert ref["mse"] == pytest.approx((4 + 36 + 4) / 3) and ref["n"] == 3
+    assert ref["n_unseen"] == 1 and ref["rmse"] == pytest.approx(np.sqrt(ref["mse"]))
+    assert bench.pixel_mean_scores(y, meta, np.array([0, 0, 0, 0, 2, 2])) is None
 
 
 def test_series_samples_use_each_pixels_lat_lon(tmp_path) -> None:

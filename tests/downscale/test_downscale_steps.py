@@ -20,6 +20,7 @@ from lstfill import runs
 from lstfill.config import validate_config
 from lstfill.demo.israel import write_israel_region
 from lstfill.downscale import steps, targets
+from lstfill.downscale.baselines import least_squares
 from lstfill.downscale.dataset import (
     DROPPED,
     GROUPS,
@@ -462,7 +463,7 @@ def test_train_writes_a_checkpoint_that_load_method_restores(e2e) -> None:
     assert mlp.scaler.columns == feature_names(4)
     assert mlp.extra["split"] == "space" and mlp.extra["best_epoch"] >= 1
     assert mlp.features["bands"] == {"night": 1.5, "day": 13.5}
-    assert mlp.model_kwargs == {"n_in": 89, "hidden": [16], "dropout": 0.2}
+    assert mlp.model_kwargs == {"n_in": 89, "hidden": [16], "dropout": 0.2, "base": "linear"}
     assert (e2e.dir / "space_curve.png").stat().st_size > 0
     m = e2e.trained["space"]
     assert m["epochs_run"] == 2 and m["n_val"] > 0 and m["n_test"] > 0 and m["n_dropped"] > 0
@@ -506,9 +507,8 @@ def test_evaluate_scores_model_and_predict_zero_on_the_test_samples(e2e) -> None
         for band in (0, 1):
             train = (codes == TRAIN) & (meta["band"] == band)
             held = test & (meta["band"] == band)
-            a = np.column_stack([X[train].astype(np.float64), np.ones(train.sum())])
-            coef = np.linalg.lstsq(a, y[train].astype(np.float64), rcond=None)[0]
-            lin = X[held].astype(np.float64) @ coef[:-1] + coef[-1]
+            weight, bias = least_squares(X[train], y[train])
+            lin = X[held].astype(np.float64) @ weight + bias
             sq.append((lin - y[held]) ** 2)
         assert s["methods"]["baseline_linear"]["mse"] == pytest.approx(
             np.mean(np.concatenate(sq)), rel=1e-4
@@ -528,6 +528,16 @@ def test_evaluate_scores_model_and_predict_zero_on_the_test_samples(e2e) -> None
     )
     assert "test_days" not in out["splits"]["space"]
     assert out["samples"]["grid_shape"] == [40, 36]
+
+
+def test_evaluate_refuses_a_day_model_trained_with_another_day_run_gap(e2e, tmp_path) -> None:
+    mlp = load_method(e2e.models["day"], METHODS)
+    assert mlp.config["downscale"]["split"]["day_run_gap"] == 2  # the schema default
+    cfg = {**e2e.cfg, "split": {**e2e.cfg["split"], "day_run_gap": 0}}
+    with pytest.raises(LstfillError, match="day_run_gap 2, evaluated with 0"):
+        steps.evaluate(
+            e2e.samples, {"day": e2e.models["day"]}, cfg, tmp_path / "m.json", tmp_path / "e.png"
+        )
 
 
 def test_predict_map_is_window_mean_plus_predicted_deviation(e2e) -> None:
