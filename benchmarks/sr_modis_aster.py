@@ -9,13 +9,18 @@ manifest.csv. The protocol (placement of every method on the LST-aligned fine gr
 the ASTER pixels, the README's reference rows) is `lstfill.superres.aster`'s.
 
 Methods, the job's method table (`lstfill.superres.evaluate.all_methods`): `model_sifnn1` and
-`model_sifnn2` (lstfill's SIF-NN-SR U-Net, trained here or loaded with --checkpoint),
+`model_sifnn2` (lstfill's SIF-NN-SR U-Net, trained here or loaded with --checkpoint; before
+predicting, each shifts the NDVI by the sub-pixel offset, 0.5 fine px steps up to 1 px, whose
+PSF-degraded version correlates best with the coarse LST: `lstfill.superres.registration`,
+self-supervised, grid fixed a priori; a checkpoint without that setting gets it),
 `baseline_bicubic`, `baseline_tsharp` (NDVI basis, LST >= 270 K in the fit) and `baseline_dms`
 (Gao et al. 2012 as its reference implementation pyDMS configures it: 10 bagged leaf-linear
 trees, local models on windows of 15 coarse pixels blended with the global model), plus
-`baseline_dms_global` (the same, global model only). On the 42 pairs: `baseline_dms` 2.528 K
-mean RMSE (16/42 pairs below bicubic's 2.464 K), `baseline_dms_global` 2.561 K (7/42); pyDMS
-itself scores 2.527 and 2.560 K under this protocol.
+`baseline_dms_global` (the same, global model only). On the 42 pairs, mean RMSE (pairs below
+bicubic's 2.464 K): `model_sifnn2` 2.398 K (37/42; 2.419 K, 35/42 without the NDVI
+registration), `model_sifnn1` 2.582 K (6/42; 2.629 K, 1/42 without), `baseline_dms` 2.528 K
+(16/42), `baseline_dms_global` 2.561 K (7/42), `baseline_tsharp` 2.625 K (4/42); pyDMS itself
+scores 2.527 and 2.560 K under this protocol.
 
 Training (without --checkpoint, `lstfill.superres.aster_training`) is self-supervised on the
 MODIS LST and the aligned MODIS NDVI of DATA_DIR only; **the models never see ASTER**, which is
@@ -28,8 +33,9 @@ Runtime: the two trainings are sized for the 15-minute budget on 2 CPU cores
 (torch.set_num_threads(--threads)). On the project's 2-core machine, otherwise idle: about 70 s
 per variant, and 3 minutes for the whole benchmark including the prediction and scoring of the
 42 pairs by every method; a busy machine takes several times longer (at load 5: 26 minutes,
-of which DMS took 44 s windowed and 6 s global for the 42 pairs). --quick (tiny U-Net, one epoch
-of one batch; DMS keeps its settings) is a smoke test.
+of which DMS took 44 s windowed and 6 s global for the 42 pairs). The NDVI registration search
+adds about 0.3-0.7 s per pair and model (25 shifts, one batched PSF blur). --quick (tiny U-Net,
+one epoch of one batch; DMS keeps its settings) is a smoke test.
 """
 
 from __future__ import annotations

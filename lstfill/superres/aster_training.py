@@ -31,6 +31,7 @@ from lstfill.superres.aster import FACTOR, MTF, Pair
 from lstfill.superres.dataset import PatchPairs, normalisation
 from lstfill.superres.method import METHODS, Sharpener
 from lstfill.superres.model import LossConfig
+from lstfill.superres.registration import RegistrationConfig
 from lstfill.training.checkpoint import save_checkpoint
 from lstfill.training.rng import seed_everything
 from lstfill.training.settings import TrainConfig
@@ -53,6 +54,9 @@ EPOCHS = 40
 MAX_BATCHES_PER_EPOCH = 5
 VAL_SHARE = 0.15
 MIN_VAL = 2
+# Prediction shifts the NDVI by the sub-pixel offset (0.5 fine px steps, at most 1 px) that best
+# fits the coarse LST (`lstfill.superres.registration`; self-supervised, grid fixed a priori).
+REGISTRATION = RegistrationConfig(max_shift=1.0, step=0.5)
 TRAIN_SETTINGS: dict[str, Any] = {
     "batch_size": 8,
     "learning_rate": 1e-3,
@@ -98,7 +102,12 @@ def train_variant(
     """Train one variant from a fresh work directory, save it to `out`; (model, info)."""
     seed_everything(SEED)
     model = Sharpener(
-        loss_config(variant), factor=FACTOR, channels=channels, training=cfg, crop=CROP
+        loss_config(variant),
+        factor=FACTOR,
+        channels=channels,
+        training=cfg,
+        crop=CROP,
+        registration=REGISTRATION,
     )
     norm = normalisation(pp)
     start = time.perf_counter()
@@ -145,6 +154,7 @@ def train_models(
         "trained": True,
         "channels": list(channels),
         "crop": CROP,
+        "registration": dataclasses.asdict(REGISTRATION),
         "train": dataclasses.asdict(cfg),
         "val_ids": val_ids,
         "normalisation": normalisation(pp),
@@ -154,13 +164,16 @@ def train_models(
 
 def load_models(paths: list[Path]) -> tuple[dict[str, Sharpener], dict[str, Any]]:
     """Saved variants by method name (model_<variant>, then _<file stem> on a clash) and where
-    they came from."""
+    they came from; a checkpoint that stores no NDVI registration gets `REGISTRATION`."""
     models: dict[str, Sharpener] = {}
     sources: dict[str, str] = {}
     for path in paths:
         model = load_method(path, METHODS)
+        if model.registration is None:
+            model.registration = REGISTRATION
         name = f"model_{model.loss_cfg.variant}"
         if name in models:
             name = f"{name}_{path.stem}"
         models[name], sources[name] = model, str(path)
-    return models, {"trained": False, "checkpoints": sources}
+    regs = {k: dataclasses.asdict(m.registration) for k, m in models.items() if m.registration}
+    return models, {"trained": False, "checkpoints": sources, "registration": regs}

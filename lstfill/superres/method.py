@@ -9,7 +9,9 @@ validation days' patches.
 Prediction runs over scenes of any size in overlapping tiles blended with linear ramps, so the
 compute memory depends on the tile size, not the scene; only the output and the weight sums
 grow with the scene. Invalid input (cloudy coarse pixels, missing NDVI) is filled with the
-nearest valid value for the network and NaN again in the product.
+nearest valid value for the network and NaN again in the product. With `registration`, the NDVI
+is first shifted to the sub-pixel offset that best fits the coarse LST
+(`lstfill.superres.registration`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from lstfill.splits import TRAIN, VAL
 from lstfill.superres import psf
 from lstfill.superres.dataset import PatchPairDataset, PatchPairs
 from lstfill.superres.model import LossConfig, SifLoss, SrUNet, WithGuide
+from lstfill.superres.registration import RegistrationConfig, register_ndvi
 from lstfill.tiling import predict_tiled
 from lstfill.training.loop import TrainResult, fit
 from lstfill.training.settings import TrainConfig
@@ -63,8 +66,10 @@ class Sharpener:
         tiles: TileConfig | None = None,
         training: TrainConfig | None = None,
         crop: int | None = None,
+        registration: RegistrationConfig | None = None,
     ) -> None:
         self.training = training or TrainConfig()
+        self.registration = registration  # NDVI shift search before prediction; None = off
         self.crop = crop
         self.config: dict[str, Any] = {}  # stored in the checkpoint (the job's config)
         self.loss_cfg = loss
@@ -145,8 +150,12 @@ class Sharpener:
     def predict(
         self, lst: np.ndarray, ndvi: np.ndarray, device: str | torch.device = "cpu"
     ) -> np.ndarray:
-        """Fine LST (K); NaN under invalid coarse pixels and where NDVI is missing."""
-        fine = self.predict_full(lst, ndvi, device)
+        """Fine LST (K); NaN under invalid coarse pixels and where NDVI is missing. With
+        `registration`, the NDVI is first shifted to its best sub-pixel fit on the LST."""
+        guide = ndvi
+        if self.registration is not None and self.registration.max_shift > 0:
+            guide, _ = register_ndvi(lst, ndvi, self.factor, self.loss_cfg.mtf, self.registration)
+        fine = self.predict_full(lst, guide, device)
         return mask_product(fine, lst, ndvi, self.factor)
 
     # ------------------------------------------------------------------------- storage
@@ -163,7 +172,11 @@ class Sharpener:
             "normalisation": dict(self.norm or {}),
             "features": {"inputs": ["lst_coarse", "ndvi_fine"]},
             "config": {"loss": self.loss_cfg.to_dict(), **self.config},
-            "extra": {"history": self.history, "tiles": vars(self.tiles)},
+            "extra": {
+                "history": self.history,
+                "tiles": vars(self.tiles),
+                "registration": vars(self.registration) if self.registration else None,
+            },
         }
 
     @classmethod
@@ -178,6 +191,8 @@ class Sharpener:
         model.net.load_state_dict(state["state_dict"])
         model.net.to(resolve_device(device))
         model.history = state["extra"].get("history", [])
+        reg = state["extra"].get("registration")
+        model.registration = RegistrationConfig(**reg) if reg else None
         return model
 
 
@@ -225,6 +240,7 @@ def sharpener_from_config(cfg: dict, variant: str, factor: int) -> Sharpener:
         tiles=TileConfig(**cfg["tiles"]),
         training=TrainConfig.from_dict(cfg["training"]),
         crop=cfg["crop"],
+        registration=RegistrationConfig(**cfg.get("registration", {})),
     )
     sharpener.config = {"superres": cfg}
     return sharpener

@@ -187,6 +187,7 @@ def test_quick_benchmark_json(quick_run) -> None:
     for variant in VARIANTS:
         assert out.with_name(f"{out.stem}_{variant}.pt").exists()
     assert result["config"]["models"]["trained"] is True
+    assert result["config"]["models"]["registration"]["max_shift"] == 1.0
 
 
 def test_checkpoints_rescore_identically(quick_run, dataset, tmp_path: Path) -> None:
