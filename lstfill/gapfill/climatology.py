@@ -169,7 +169,8 @@ class ClimatologyAnomaly:
                 for j, s in enumerate(self.sigmas):
                     pred = clim + interpolate_anomaly(anomaly, seen, s)
                     err = pred[hidden] - truth
-                    scores[i, j] += float(np.sqrt(np.nanmean(err**2)))
+                    err = err[np.isfinite(err)]  # pixels never clear on another day: no score
+                    scores[i, j] += float(np.sqrt(np.mean(err**2))) if err.size else 0.0
         i, j = np.unravel_index(int(np.argmin(scores)), scores.shape)
         self.bandwidth_days, self.sigma_px = float(bandwidths[i]), float(self.sigmas[j])
         self.tuning = {
