@@ -106,6 +106,12 @@ def _mutated(fn):
             "must be > 0",
         ),
         (lambda c: c.update(regions={}, downscale={}), "regions", "no region"),
+        (
+            lambda c: c.update(gapfill={"methods": ["patch_cnn"], "method": "context"}),
+            "gapfill.method",
+            "not in gapfill.methods",
+        ),
+        (lambda c: c.update(gapfill={"methods": ["kriging"]}), "gapfill.methods.0", ""),
     ],
 )
 def test_errors_name_the_key(mutate, key, words):
