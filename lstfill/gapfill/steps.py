@@ -6,6 +6,8 @@ the lowest validation RMSE for `auto`); `predict_selected` fills each acquisitio
 `evaluate` scores every method and every baseline on the same hidden pixels of the test days.
 Each step reads files and the `gapfill` config section and writes its outputs atomically; the
 Snakemake rules (rules/gapfill.smk) and the `lstfill gapfill-*` commands call these functions.
+The module stays whole (about 570 lines): the steps share the split, index and loading helpers,
+and one file per rule would import each other in a circle.
 """
 
 from __future__ import annotations
@@ -276,17 +278,10 @@ def product_filler(filler: CnnFiller | ContextFiller, cfg: dict[str, Any]) -> Fi
     visible pixels, so the correction leaves it as it is)."""
     if isinstance(filler, CnnFiller):
         return filler.fill
+    from lstfill.gapfill.baselines import fill_with_correction  # scikit-learn: seconds
+
     mode = cfg["residual_correction"]["mode"]
-    return baselines_module().fill_with_correction(
-        filler.fill, mode, cfg["residual_correction"]["sigma_px"]
-    )
-
-
-def baselines_module() -> Any:
-    """lstfill.gapfill.baselines, imported when needed (scikit-learn: seconds of start-up)."""
-    from lstfill.gapfill import baselines
-
-    return baselines
+    return fill_with_correction(filler.fill, mode, cfg["residual_correction"]["sigma_px"])
 
 
 def _pairs(series: LstSeries, index: np.ndarray, ev: dict[str, Any], max_pairs: int) -> list[Any]:
@@ -490,7 +485,7 @@ def evaluation_methods(
     and the same residual step. The learned baselines learn from the training days; the
     gradient boosting's LST pattern reads the validation days too, as the context model's
     history does; the climatology's scales are tuned on the training days."""
-    baselines = baselines_module()
+    from lstfill.gapfill import baselines  # scikit-learn: evaluation only, seconds of start-up
     from lstfill.gapfill.climatology import ClimatologyAnomaly
 
     mode = cfg["residual_correction"]["mode"]
