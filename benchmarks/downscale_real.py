@@ -53,6 +53,7 @@ from lstfill.downscale import steps  # noqa: E402
 from lstfill.downscale.dataset import feature_names, split_codes, write_samples  # noqa: E402
 from lstfill.downscale.real import pixel_latlon, series_samples  # noqa: E402
 from lstfill.io import write_json  # noqa: E402
+from lstfill.ranges import check_range  # noqa: E402
 from lstfill.splits import TEST, TRAIN  # noqa: E402
 from lstfill.tables import method_table  # noqa: E402
 from lstfill.training.checkpoint import load_checkpoint  # noqa: E402
@@ -63,14 +64,20 @@ METHOD_ORDER = ("model_mlp", "baseline_linear", "baseline_zero", "reference_pixe
 
 
 def load_cube(path: str | Path) -> dict[str, Any]:
-    """lst (T, H, W) K, elevation (H, W) m, per-pixel lat / lon (H, W) and the dates (T,)."""
+    """lst (T, H, W) K, elevation (H, W) m, per-pixel lat / lon (H, W) and the dates (T,); both
+    checked against their physical range and units (lstfill.ranges): LST in degrees Celsius,
+    say, is refused."""
     with xr.open_dataset(path, decode_coords="all") as ds:
         crs = ds["spatial_ref"].attrs.get("crs_wkt") or ds["spatial_ref"].attrs["spatial_ref"]
         lat, lon = pixel_latlon(ds["x"].values, ds["y"].values, crs)
         order = np.argsort(ds["time"].values)
+        lst = ds["lst"].transpose("time", "y", "x").values[order].astype(np.float32)
+        elevation = ds["elevation"].transpose("y", "x").values.astype(np.float32)
         return {
-            "lst": ds["lst"].transpose("time", "y", "x").values[order].astype(np.float32),
-            "elevation": ds["elevation"].transpose("y", "x").values.astype(np.float32),
+            "lst": check_range(lst, "lst", path, ds["lst"].attrs.get("units")),
+            "elevation": check_range(
+                elevation, "elevation", path, ds["elevation"].attrs.get("units")
+            ),
             "lat": lat,
             "lon": lon,
             "dates": ds["time"].values[order],

@@ -39,6 +39,7 @@ import rasterio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lstfill.errors import InputError  # noqa: E402
 from lstfill.fusion.baselines import BASELINES  # noqa: E402
 from lstfill.fusion.coarse import CoarseSeries  # noqa: E402
 from lstfill.fusion.evaluate import METRICS, MODEL, withheld_protocol  # noqa: E402
@@ -46,6 +47,7 @@ from lstfill.fusion.inputs import FineInput, day_number  # noqa: E402
 from lstfill.fusion.method import EfastSettings  # noqa: E402
 from lstfill.fusion.nesting import coarse_shape  # noqa: E402
 from lstfill.io import write_json  # noqa: E402
+from lstfill.ranges import check_range  # noqa: E402
 from lstfill.tables import method_table  # noqa: E402
 
 BAND = "ndvi"
@@ -102,14 +104,19 @@ def _dated_files(folder: Path) -> dict[str, Path]:
 
 
 def _read(path: Path) -> tuple[np.ndarray, Grid]:
+    """NDVI (NaN at nodata) and grid of one file; LayoutError when unreadable or when its
+    values are not NDVI (lstfill.ranges: outside -1..1 beyond the tolerated share)."""
     try:
         with rasterio.open(path) as src:
             data = src.read(1).astype(np.float32)
             if src.nodata is not None and not math.isnan(src.nodata):
                 data[data == src.nodata] = np.nan
-            return data, Grid(src.crs, src.transform, (src.height, src.width))
+            grid = Grid(src.crs, src.transform, (src.height, src.width))
+        return check_range(data, BAND, path), grid
     except rasterio.errors.RasterioIOError as exc:
         raise LayoutError(f"{path}: cannot read: {exc}") from exc
+    except InputError as exc:
+        raise LayoutError(str(exc)) from exc
 
 
 def _close(a: float, b: float, tol: float) -> bool:

@@ -14,15 +14,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
+from pyproj import CRS
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
 
 from lstfill.config import region_dates
 from lstfill.errors import InputError
 from lstfill.grid import Grid, grid_from_config
-from lstfill.inventory import acquisition_id
+from lstfill.inventory import CLOUD, NO_OVERLAP, NO_VALID_LST, acquisition_id
 from lstfill.io import atomic_output
 from lstfill.sources import ecostress, inca, landcover, modis, sentinel2, sentinel3, srtm
 
 log = logging.getLogger(__name__)
+
+HAS_LST = "valid LST"  # granule_status: some LST value over the region (QC not yet applied)
+_WHY = {
+    NO_OVERLAP: "no overlap with the region (its footprint does not intersect the region's grid)",
+    NO_VALID_LST: "no valid LST over the region (every LST pixel there is fill/NaN, and no "
+    "pixel is flagged cloud)",
+}
 
 
 def acquire(
@@ -35,9 +46,11 @@ def acquire(
     inv = build_inventory(region_dir / "raw", region, grid, start, end)
     inv["source"] = region_cfg["source"]
     log.info(
-        "region %s: %d acquisitions, %d Sentinel-2 scenes, %d INCA files",
+        "region %s: %d acquisitions (%d left out: no overlap or no valid LST), %d Sentinel-2 "
+        "scenes, %d INCA files",
         region,
         len(inv["acquisitions"]),
+        len(inv["excluded"]),
         len(inv["sentinel2"]),
         len(inv["inca"]),
     )
@@ -47,20 +60,43 @@ def acquire(
 def build_inventory(
     raw_dir: str | Path, region: str, grid: Grid, start: dt.date, end: dt.date
 ) -> dict[str, Any]:
-    """Scan `raw_dir`; list acquisitions (ECOSTRESS granules grouped by time) in start..end."""
+    """Scan `raw_dir`; list acquisitions (ECOSTRESS granules grouped by time) in start..end.
+
+    A granule off the region (NO_OVERLAP) or without any LST value over it (NO_VALID_LST) is
+    left out with a warning, so that it never becomes a cube nor a product that is model
+    output alone; an acquisition left with no granule goes to `excluded` ({id: reason}) and
+    each such granule to `excluded_granules` ({granule id: reason}).
+    """
     raw = Path(raw_dir)
     eco_dir = raw / "ecostress"
     acquisitions: dict[str, dict[str, Any]] = {}
+    dropped: dict[str, dict[str, str]] = {}  # acquisition id -> {granule id: reason}
     for gid in ecostress.find_granules(eco_dir) if eco_dir.is_dir() else []:
         parsed = ecostress.parse_granule_id(gid)
         if not start <= parsed.time.date() <= end:
             continue
-        entry = acquisitions.setdefault(
-            acquisition_id(parsed.time), {"time": parsed.time.isoformat(), "granules": []}
-        )
+        acq = acquisition_id(parsed.time)
+        status = granule_status(eco_dir, gid, grid)
+        if status in _WHY:
+            log.warning("ECOSTRESS granule %s left out: %s", gid, _WHY[status])
+            dropped.setdefault(acq, {})[gid] = status
+            continue
+        if status == CLOUD:
+            log.info("ECOSTRESS granule %s: no LST value over the region, all cloud", gid)
+        entry = acquisitions.setdefault(acq, {"time": parsed.time.isoformat(), "granules": []})
         entry["granules"].append(gid)
+    excluded = {
+        acq: NO_VALID_LST if NO_VALID_LST in reasons.values() else NO_OVERLAP
+        for acq, reasons in sorted(dropped.items())
+        if acq not in acquisitions
+    }
+    for acq, reason in excluded.items():
+        log.warning("acquisition %s left out of the inventory: %s", acq, reason)
     if not acquisitions:
-        raise InputError(eco_dir, f"no ECOSTRESS LST granules between {start} and {end}")
+        problem = f"no ECOSTRESS LST granules between {start} and {end}"
+        if excluded:
+            problem += f" over the region with valid LST ({len(excluded)} left out: {excluded})"
+        raise InputError(eco_dir, problem)
 
     s2_dir = raw / "sentinel2"
     scenes = {}
@@ -110,6 +146,8 @@ def build_inventory(
         "period": [start.isoformat(), end.isoformat()],
         "ecostress_dir": str(eco_dir),
         "acquisitions": dict(sorted(acquisitions.items())),
+        "excluded": excluded,
+        "excluded_granules": {g: r for gids in dropped.values() for g, r in sorted(gids.items())},
         "sentinel2": dict(sorted(scenes.items())),
         "inca": sorted(inca_files, key=lambda f: f["start"]),
         "dem": dem,
@@ -118,6 +156,77 @@ def build_inventory(
         "modis_days": _modis_days(modis_files),
         "sentinel3": s3_days,
     }
+
+
+def granule_status(folder: str | Path, gid: str, grid: Grid) -> str:
+    """How ECOSTRESS granule `gid` covers `grid`: NO_OVERLAP, NO_VALID_LST, CLOUD (no LST value
+    over the region, but the cloud layer or QC flags cloud there) or HAS_LST.
+
+    Cheap enough for the inventory: the LST layer's bounds against the grid's, then a read of
+    its pixels over the region only (QC and the cloud mask are read only when none has a
+    value). An unreadable file, or one on another CRS than its MGRS tile's, counts as HAS_LST,
+    so that the cube step names its problem.
+    """
+    path = ecostress.layer_path(folder, gid, "LST")
+    expected = CRS.from_epsg(tile_epsg(ecostress.parse_granule_id(gid).tile))
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None or not expected.equals(CRS.from_user_input(src.crs.to_wkt())):
+                return HAS_LST
+            window = region_window(src, grid)
+            if window is None:
+                return NO_OVERLAP
+            lst = src.read(1, window=window, masked=True)
+    except rasterio.errors.RasterioError as exc:
+        log.warning("ECOSTRESS granule %s: cannot check its coverage (%s)", gid, exc)
+        return HAS_LST
+    if (~np.ma.getmaskarray(lst) & np.isfinite(lst.data)).any():
+        return HAS_LST
+    return CLOUD if _flags_cloud(folder, gid, window) else NO_VALID_LST
+
+
+def tile_epsg(tile: str) -> int:
+    """EPSG code of the UTM zone of an MGRS tile such as ``32TPT`` (the CRS of its granules)."""
+    return (32700 if tile[2].upper() < "N" else 32600) + int(tile[:2])
+
+
+def region_window(src: rasterio.io.DatasetReader, grid: Grid) -> Window | None:
+    """The window of open raster `src` that covers `grid`'s bounds (in whole pixels), or None
+    when its footprint does not intersect them (touching edges do not count)."""
+    if src.crs is None:
+        raise InputError(src.name, "raster has no CRS")
+    xmin, ymin, xmax, ymax = transform_bounds(grid.crs, src.crs, *grid.bounds, densify_pts=21)
+    left, bottom, right, top = src.bounds
+    tol = 1e-3 * min(abs(src.transform.a), abs(src.transform.e))
+    if min(xmax, right) - max(xmin, left) <= tol or min(ymax, top) - max(ymin, bottom) <= tol:
+        return None
+    xs, ys = (max(xmin, left), min(xmax, right)), (max(ymin, bottom), min(ymax, top))
+    cols, rows = zip(*(~src.transform @ (x, y) for x in xs for y in ys), strict=True)
+    c0, c1 = max(int(np.floor(min(cols))), 0), min(int(np.ceil(max(cols))), src.width)
+    r0, r1 = max(int(np.floor(min(rows))), 0), min(int(np.ceil(max(rows))), src.height)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def _flags_cloud(folder: str | Path, gid: str, window: Window) -> bool:
+    """Whether the granule's cloud layer, or its QC (mandatory field 2, cloud detected), flags
+    a pixel of `window` as cloud; layers that are missing flag nothing."""
+    for layer in ("cloud", "QC"):
+        path = ecostress.layer_path(folder, gid, layer)
+        if not path.is_file():
+            continue
+        try:
+            with rasterio.open(path) as src:
+                data = src.read(1, window=window)
+        except rasterio.errors.RasterioError:
+            continue
+        flagged = data == 1 if layer == "cloud" else ecostress.decode_qc(data)["mandatory"] == 2
+        if layer == "QC":
+            flagged &= data != ecostress.QC_NODATA
+        if flagged.any():
+            return True
+    return False
 
 
 def _modis_days(files: dict[str, list[str]]) -> dict[str, dict[str, str]]:

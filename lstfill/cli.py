@@ -1,7 +1,14 @@
-"""The `lstfill` command: each subcommand calls the same function as the workflow rule of that name.
+"""The `lstfill` command: every step of the workflow, for every job, by the same flags.
 
-Paths default to the workflow's layout (resources/{region}/..., results/{region}/...), so a
-step can be rerun by hand, outside Snakemake, with the same result.
+`lstfill <job> <step> --region R [--date D]` runs that one rule of the workflow for the region (one
+date, or every date of the region), through Snakemake and nothing else: the same workflow
+script, log, benchmark file and outputs as in a full run, and no other rule (the step's inputs
+must exist; the error names the step that makes a missing one). `--profile profiles/slurm` sends
+it to the cluster. `check-config`, `download` and `inventory` work on the config and the raw files
+directly.
+
+Every user error (config, region, date, missing input) is one line and exit code 2; a traceback
+appears only for a bug, or for any error with `--debug`.
 """
 
 from __future__ import annotations
@@ -9,35 +16,341 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import re
+import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from lstfill.config import load_config
+from lstfill import layout
+from lstfill.config import load_config, region_dates
 from lstfill.errors import LstfillError
-from lstfill.grid import Grid, grid_from_config
-from lstfill.logs import setup_logging
+from lstfill.logs import DEBUG_ENV, USER_ERROR, setup_logging
+from lstfill.stops import Stopped, exit_for
+
+Items = Callable[[dict, str], list[str]]
+WORKFLOW = Path(__file__).resolve().parents[1]  # the Snakefile beside the package
+PLAN_TIMEOUT_S = 300  # a dry run of one step takes seconds; a hang is Snakemake's, not the step's
 
 
-def _paths(region: str) -> dict[str, Path]:
-    return {
-        "region_dir": Path("resources") / region,
-        "inventory": Path("resources") / region / "inventory.json",
-        "static": Path("results") / region / "cubes" / "static.nc",
-        "cubes": Path("results") / region / "cubes",
-    }
+@dataclass(frozen=True)
+class Step:
+    """One rule as a command: its output pattern, the wildcard an option picks (`--date`,
+    `--method`, ...) and, where that option is left out, every value the region has."""
+
+    rule: str
+    target: str
+    help: str
+    option: str | None = None  # the wildcard of `target` set by an option of the same name
+    every: Items | None = None  # every value of that wildcard in the region
+    downscale: bool = False  # the region is one of downscale.regions
 
 
-def _region(cfg: dict, name: str) -> dict:
-    if name not in cfg["regions"]:
-        raise LstfillError(
-            f"region {name!r} is not in the config (have: {', '.join(cfg['regions'])})"
+def _inventory(cfg: dict, region: str) -> dict:
+    from lstfill.inventory import read_inventory
+
+    return read_inventory(layout.INVENTORY.format(region=region))
+
+
+def _acquisitions(cfg: dict, region: str) -> list[str]:
+    return list(_inventory(cfg, region)["acquisitions"])
+
+
+def _modis_days(cfg: dict, region: str) -> list[str]:
+    from lstfill.inventory import modis_days
+
+    return list(modis_days(_inventory(cfg, region)))
+
+
+def _scenes(cfg: dict, region: str) -> list[str]:
+    return list(_inventory(cfg, region)["sentinel2"])
+
+
+def _fusion_days(cfg: dict, region: str) -> list[str]:
+    from lstfill.fusion.targets import fusion_days
+
+    return fusion_days(cfg["regions"][region])
+
+
+def _methods(cfg: dict, region: str) -> list[str]:
+    return list(cfg["gapfill"]["methods"])
+
+
+def _variants(cfg: dict, region: str) -> list[str]:
+    return list(cfg["superres"]["variants"])
+
+
+def _splits(cfg: dict, region: str) -> list[str]:
+    return list(cfg["downscale"]["split"]["kinds"])
+
+
+def _samples_key(cfg: dict, region: str) -> str:
+    from lstfill.downscale import targets
+
+    demo = (
+        layout.DS_DEMO_LST.format(region=region),
+        layout.DS_DEMO_DEM.format(region=region),
+    )
+    return targets.samples_key(targets.sample_params(cfg, targets.region_files(cfg, region, *demo)))
+
+
+def _downscale_days(cfg: dict, region: str) -> list[str]:
+    from lstfill.downscale.targets import days_of
+
+    info = Path(layout.DS_SAMPLES_INFO.format(region=region, key=_samples_key(cfg, region)))
+    if not info.is_file():
+        raise LstfillError(f"{info}: no samples yet; run `lstfill downscale samples` first")
+    return days_of(info)
+
+
+STEPS: dict[str, dict[str, Step]] = {
+    "demo": {
+        "region": Step("demo_region", layout.RAW_DIR, "synthesise a demo region's raw files"),
+        "israel": Step(
+            "demo_israel",
+            layout.DS_DEMO_LST,
+            "synthesise a demo downscaling region",
+            downscale=True,
+        ),
+    },
+    "acquire": {
+        "raw": Step("acquire_raw", layout.INVENTORY, "list a region's raw files (its inventory)"),
+    },
+    "prepare": {
+        "static": Step("prepare_static", layout.STATIC, "DEM, slope, aspect and land cover"),
+        "s2-grid": Step(
+            "prepare_s2_grid", layout.S2_GRID, "a Sentinel-2 scene on the grid", "scene", _scenes
+        ),
+        "cube": Step(
+            "prepare_cube", layout.CUBE, "one acquisition's datacube", "acquisition", _acquisitions
+        ),
+    },
+    "gapfill": {
+        "dataset": Step("gapfill_dataset", layout.GAPFILL_DATASET, "patches and the split"),
+        "train": Step("gapfill_train", layout.GAPFILL_MODEL, "train a method", "method", _methods),
+        "select": Step("gapfill_select", layout.GAPFILL_SELECTION, "pick the product's method"),
+        "predict": Step(
+            "gapfill_predict", layout.GAPFILL_PRODUCT, "filled COGs", "acquisition", _acquisitions
+        ),
+        "evaluate": Step("gapfill_evaluate", layout.GAPFILL_METRICS, "artificial-gap evaluation"),
+    },
+    "superres": {
+        "scene": Step("superres_scene", layout.SR_SCENE, "a MODIS day's scene", "day", _modis_days),
+        "dataset": Step("superres_dataset", layout.SR_DATASET, "patches and the day split"),
+        "train": Step("superres_train", layout.SR_MODEL, "train a variant", "variant", _variants),
+        "predict": Step(
+            "superres_predict", layout.SR_PRODUCT, "sharpened COGs", "day", _modis_days
+        ),
+        "evaluate": Step("superres_evaluate", layout.SR_METRICS, "evaluation against the truth"),
+    },
+    "downscale": {
+        "dem": Step("downscale_dem", layout.DS_DEM, "the DEM on the LST grid", downscale=True),
+        "samples": Step("downscale_samples", layout.DS_SAMPLES_INFO, "9x9 samples", downscale=True),
+        "train": Step(
+            "downscale_train", layout.DS_MODEL, "train a split's MLP", "split", _splits, True
+        ),
+        "predict": Step(
+            "downscale_predict", layout.DS_PRODUCT, "downscaled maps", "day", _downscale_days, True
+        ),
+        "evaluate": Step("downscale_evaluate", layout.DS_METRICS, "evaluation", downscale=True),
+        "runs": Step("downscale_runs", layout.DS_RUNS, "the runs table", downscale=True),
+    },
+    "fusion": {
+        "coarse": Step("fusion_coarse", layout.FUSION_COARSE, "the daily coarse series"),
+        "predict": Step(
+            "fusion_predict", layout.FUSION_PRODUCT, "daily fused NDVI", "day", _fusion_days
+        ),
+        "evaluate": Step("fusion_evaluate", layout.FUSION_METRICS, "evaluation"),
+    },
+    "report": {
+        "quicklook": Step(
+            "report_quicklook", layout.QUICKLOOK, "a cube's PNG", "acquisition", _acquisitions
+        ),
+        "cubes": Step("report_cubes", layout.CUBE_TABLE, "the table of the region's cubes"),
+    },
+}
+# the command-line option that sets each wildcard
+OPTIONS = {
+    "acquisition": "date",
+    "day": "date",
+    "scene": "scene",
+    "method": "method",
+    "variant": "variant",
+    "split": "split",
+}
+
+
+def _region(cfg: dict, name: str | None, downscale: bool) -> str:
+    """The region named by --region (default: the config's only one), checked against the
+    config."""
+    regions = cfg["downscale"]["regions"] if downscale else cfg["regions"]
+    where = "the config's " + ("downscale.regions" if downscale else "regions")
+    if name is None:
+        if len(regions) != 1:
+            raise LstfillError(f"name the region with --region (have: {', '.join(regions)})")
+        return next(iter(regions))
+    layout.pick("region", name, regions, where)
+    return name
+
+
+def _date_value(text: str, wildcard: str) -> str:
+    """--date as the wildcard wants it: an acquisition YYYYMMDDTHHMMSS, a day YYYYMMDD (also
+    accepted as YYYY-MM-DD)."""
+    if wildcard == "acquisition":
+        if not re.fullmatch(r"\d{8}T\d{6}", text):
+            raise LstfillError(f"--date {text!r}: an acquisition is YYYYMMDDTHHMMSS (UTC)")
+        return text
+    day = text.replace("-", "")
+    try:
+        dt.datetime.strptime(day, "%Y%m%d")
+    except ValueError:
+        raise LstfillError(f"--date {text!r}: a day is YYYYMMDD or YYYY-MM-DD") from None
+    return day
+
+
+def _check_in_period(cfg: dict, region: str, value: str) -> None:
+    start, end = region_dates(cfg["regions"][region])
+    day = dt.datetime.strptime(value[:8], "%Y%m%d").date()
+    if not start <= day <= end:
+        raise LstfillError(f"--date {value}: outside region {region}'s period {start}..{end}")
+
+
+def step_targets(cfg: dict, job: str, step: str, args: argparse.Namespace) -> list[str]:
+    """The output files whose rule is the step, for the region and the options given."""
+    spec = STEPS[job][step]
+    region = _region(cfg, args.region, spec.downscale)
+    flag = OPTIONS.get(spec.option or "")
+    given = getattr(args, flag, None) if flag else None
+    if given is not None and flag == "date":
+        given = _date_value(given, spec.option)
+        if not spec.downscale:
+            _check_in_period(cfg, region, given)
+    if not spec.downscale and job not in ("demo", "acquire"):
+        _inventory(cfg, region)  # every later step reads it: say so if it is not there yet
+    fields: dict[str, Any] = {"region": region}
+    if "{key}" in spec.target:
+        fields["key"] = _samples_key(cfg, region)
+    if spec.option is None:
+        return [spec.target.format(**fields)]
+    every = spec.every(cfg, region) if spec.every else []
+    if given is not None:
+        layout.pick(spec.option, given, every, f"region {region}")
+    values = every if given is None else [given]
+    if not values:
+        raise LstfillError(f"region {region} has no {spec.option} for `{job} {step}`")
+    # the variant of a sharpened product is a second wildcard: every variant unless one is named
+    variants = [args.variant] if getattr(args, "variant", None) else _variants(cfg, region)
+    out = []
+    for value in values:
+        if "{variant}" in spec.target and spec.option != "variant":
+            out += [
+                spec.target.format(**fields, **{spec.option: value}, variant=v) for v in variants
+            ]
+        else:
+            out.append(spec.target.format(**fields, **{spec.option: value}))
+    return out
+
+
+def snakemake_command(
+    args: argparse.Namespace, rule: str, targets: Sequence[str], dry_run: bool = False
+) -> list[str]:
+    """The Snakemake command line that makes `targets` (with `dry_run`: lists the jobs)."""
+    cmd = [sys.executable, "-m", "snakemake", "--cores", str(args.cores or "all")]
+    if not Path("Snakefile").is_file():  # a working directory of its own: this workflow's
+        cmd += ["--snakefile", str(WORKFLOW / "Snakefile")]
+    cmd += ["--configfile", str(args.config)]
+    if args.profile:
+        cmd += ["--profile", str(args.profile)]
+    if args.force:
+        cmd += ["--forcerun", rule]
+    if dry_run:
+        cmd += ["--dry-run", "--quiet", "rules"]
+    return [*cmd, "--", *targets]
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Jobs per rule from the 'Job stats' table of a Snakemake (dry) run."""
+    if "Job stats:" not in output:
+        return {}
+    table = output.split("Job stats:")[-1]
+    found = re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)
+    return {m[1]: int(m[2]) for m in found if m[1] != "total"}
+
+
+def cmd_step(args: argparse.Namespace) -> None:
+    """Run the step's rule for its targets, and no other rule: a step whose inputs another rule
+    must first make (or remake) is refused, naming those rules."""
+    cfg = load_config(args.config, plan=True)
+    spec = STEPS[args.job][args.step]
+    targets = step_targets(cfg, args.job, args.step, args)
+    try:
+        plan = subprocess.run(
+            snakemake_command(args, spec.rule, targets, dry_run=True),
+            capture_output=True,
+            text=True,
+            timeout=PLAN_TIMEOUT_S,
         )
-    return cfg["regions"][name]
+    except subprocess.TimeoutExpired:
+        raise LstfillError(
+            f"Snakemake did not finish planning `{args.job} {args.step}` in {PLAN_TIMEOUT_S} s; "
+            f"run `snakemake --dry-run {targets[0]}` to see why"
+        ) from None
+    text = plan.stdout + plan.stderr
+    if plan.returncode != 0:
+        raise LstfillError(_snakemake_problem(args, text, plan.returncode))
+    others = {r: n for r, n in job_counts(text).items() if r != spec.rule}
+    if others:
+        jobs = ", ".join(f"{rule} ({n} job{'s' * (n > 1)})" for rule, n in others.items())
+        raise LstfillError(
+            f"`{args.job} {args.step}` needs other steps to run first: {jobs}; run them "
+            f"(or `snakemake --cores all {targets[0]}` for all it needs)"
+        )
+    if args.dry_run:
+        sys.stderr.write(text)
+        return
+    proc = subprocess.Popen(
+        snakemake_command(args, spec.rule, targets),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sys.stderr.write(line)
+        lines.append(line)
+    if proc.wait() != 0:
+        raise LstfillError(_snakemake_problem(args, "".join(lines), proc.returncode))
+
+
+def _snakemake_problem(args: argparse.Namespace, text: str, rc: int) -> str:
+    """One line for Snakemake's failure: the missing inputs of the step, or where to look."""
+    missing = re.search(
+        r"Missing input files for rule (\S+):\s*\n(?:\s*affected files:\s*\n)?"
+        r"((?:\s+\S+\n?)+)",
+        text,
+    )
+    if missing:
+        files = missing.group(2).split()
+        return (
+            f"`{args.job} {args.step}` needs {', '.join(files[:3])}"
+            f"{f' and {len(files) - 3} more' if len(files) > 3 else ''}, which do not exist yet: "
+            "run the steps before it (or `snakemake --cores all` for everything)"
+        )
+    error = re.search(r"^\s*(\w*(?:Error|Exception)\b.*)$", text, re.MULTILINE)
+    detail = f": {error.group(1).strip()}" if error else ""
+    where = "; see its log under logs/"
+    return f"`{args.job} {args.step}` failed (Snakemake exit code {rc}){detail}{where}"
 
 
 def cmd_check_config(args: argparse.Namespace) -> None:
-    cfg = load_config(args.config)
+    from lstfill.grid import grid_from_config
+
+    cfg = load_config(args.config, plan=True)
     for name, region in cfg["regions"].items():
         grid = grid_from_config(region["grid"])
         fetched = ""
@@ -51,19 +364,6 @@ def cmd_check_config(args: argparse.Namespace) -> None:
         files = "" if region["source"] == "demo" else f" lst {region['lst_files']}"
         print(f"{name}: downscaling, source={region['source']}{files}")
     print("config OK")
-
-
-def cmd_acquire(args: argparse.Namespace) -> None:
-    from lstfill.acquire import acquire
-
-    cfg = load_config(args.config)
-    p = _paths(args.region)
-    region = _region(cfg, args.region)
-    if region["source"] == "demo":  # rule demo_region
-        from lstfill.demo.region import write_region
-
-        write_region(region, p["region_dir"] / "raw", p["region_dir"] / "truth")
-    acquire(args.region, region, p["region_dir"], p["inventory"])
 
 
 def _date_range(text: str) -> tuple[dt.date, dt.date]:
@@ -83,19 +383,22 @@ def _date_range(text: str) -> tuple[dt.date, dt.date]:
 
 def cmd_download(args: argparse.Namespace) -> None:
     """Search (and unless --dry-run fetch) one region's files outside Snakemake."""
-    from lstfill.config import region_dates
     from lstfill.download import jobs, targets
     from lstfill.download.base import Area
 
     cfg = load_config(args.config)
-    if args.region is None:
-        if len(cfg["regions"]) != 1:
-            raise LstfillError(f"name the region with --region (have: {', '.join(cfg['regions'])})")
-        args.region = next(iter(cfg["regions"]))
-    region = _region(cfg, args.region)
+    args.region = _region(cfg, args.region, downscale=False)
+    region = cfg["regions"][args.region]
     sources = args.source or region.get("download", {}).get("sources", list(targets.SOURCES))
-    start, end = args.dates or region_dates(region)
+    period = region_dates(region)
+    start, end = args.dates or period
+    if start < period[0] or end > period[1]:
+        raise LstfillError(
+            f"--dates {start}..{end}: outside region {args.region}'s period "
+            f"{period[0]}..{period[1]}"
+        )
     area = Area.from_config(args.region, region)
+    out = args.out or Path(layout.RAW_DIR.format(region=args.region))
     for source in sources:
         dated = source in targets.DATED
         refs, paths = jobs.run_download(
@@ -104,7 +407,7 @@ def cmd_download(args: argparse.Namespace) -> None:
             start if dated else None,
             end if dated else None,
             targets.provider_settings(source, region, cfg),
-            args.dest or _paths(args.region)["region_dir"] / "raw",
+            out,
             dry_run=args.dry_run,
             secrets=args.secrets,
         )
@@ -112,60 +415,9 @@ def cmd_download(args: argparse.Namespace) -> None:
         print(jobs.describe(refs) if args.dry_run else f"{len(paths)} files in place")
 
 
-def cmd_static(args: argparse.Namespace) -> None:
-    from lstfill.cube import build_static
-    from lstfill.inventory import read_inventory
-
-    p = _paths(args.region)
-    inv = read_inventory(p["inventory"])
-    build_static(inv, Grid.from_dict(inv["grid"]), args.out or p["static"])
-
-
-def cmd_cube(args: argparse.Namespace) -> None:
-    from lstfill.cube import build_cube, build_s2_grid
-    from lstfill.inventory import (
-        inca_files_for,
-        parse_acquisition_id,
-        read_inventory,
-        s2_scenes_near,
-    )
-
-    cfg = load_config(args.config)
-    p = _paths(args.region)
-    inv = read_inventory(p["inventory"])
-    grid = Grid.from_dict(inv["grid"])
-    s2cfg = cfg["prepare"]["sentinel2"]
-    time = parse_acquisition_id(args.date)
-    s2_paths = []
-    for scene in s2_scenes_near(inv, time, s2cfg["window_days"]):
-        out = p["cubes"] / "sentinel2" / f"{scene}.nc"
-        if not out.exists():
-            build_s2_grid(
-                inv["sentinel2"][scene]["folder"], grid, s2cfg["bands"], s2cfg["scl_invalid"], out
-            )
-        s2_paths.append(out)
-    inca_paths = inca_files_for(inv, time, cfg["prepare"]["inca"]["cumulative_hours"])
-    build_cube(
-        args.date,
-        inv,
-        p["static"],
-        s2_paths,
-        inca_paths,
-        cfg["prepare"],
-        args.out or p["cubes"] / f"{args.date}.nc",
-    )
-
-
-def cmd_quicklook(args: argparse.Namespace) -> None:
-    from lstfill.quicklook import plot_quicklook
-
-    plot_quicklook(args.cube, args.png)
-
-
 def cmd_inventory(args: argparse.Namespace) -> None:
-    from lstfill.inventory import read_inventory
-
-    inv = read_inventory(_paths(args.region)["inventory"])
+    cfg = load_config(args.config)
+    inv = _inventory(cfg, _region(cfg, args.region, downscale=False))
     print(
         json.dumps(
             {k: len(v) if isinstance(v, dict | list) else v for k, v in inv.items()}, indent=1
@@ -173,28 +425,45 @@ def cmd_inventory(args: argparse.Namespace) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lstfill", description=__doc__)
-    parser.add_argument("--config", default="config/config.yaml", help="workflow config (YAML)")
-    parser.add_argument("--log", default=None, help="also write the log to this file")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    sub.add_parser(
-        "check-config", help="validate the config and print each region's grid"
-    ).set_defaults(func=cmd_check_config)
-    s = sub.add_parser(
-        "acquire", help="rules demo_region (a demo region) and acquire_raw: raw files, inventory"
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    """The flags every subcommand has, by the same names (given before or after it)."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="workflow config (default: config/config.yaml)",
     )
-    s.add_argument("region")
-    s.set_defaults(func=cmd_acquire)
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="tracebacks for every error"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lstfill", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=Path("config/config.yaml"),
+        help="workflow config (default: config/config.yaml)",
+    )
+    parser.add_argument("--debug", action="store_true", help="tracebacks for every error")
+    parser.add_argument("--log", default=None, help="also write the log to this file")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("check-config", help="validate the config and print each region")
+    _add_common(s)
+    s.set_defaults(func=cmd_check_config)
+
     s = sub.add_parser(
         "download",
-        help="rules download_*: search and fetch a region's provider files",
+        help="search and fetch a region's provider files (rules download_*) for a date range",
         description="Search each source's catalogue for the region and dates and fetch the "
         "files into resources/<region>/raw/<source>/ (complete files are skipped, partial ones "
         "resumed). Credentials: see the README, 'Running a real region'.",
     )
-    s.add_argument("--config", default=argparse.SUPPRESS, help="workflow config (YAML)")
+    _add_common(s)
     s.add_argument("--region", help="region of the config (default: its only region)")
     s.add_argument(
         "--source",
@@ -205,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--dates",
         type=_date_range,
-        help="YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD (default: the region's period)",
+        help="YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD inside the period (default: the period)",
     )
     s.add_argument("--dry-run", action="store_true", help="search only: list what would be fetched")
     s.add_argument(
@@ -213,35 +482,54 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="secrets file (default: $LSTFILL_SECRETS or config/secrets.ini)",
     )
-    s.add_argument("--dest", type=Path, help="raw folder (default: resources/<region>/raw)")
+    s.add_argument(
+        "--out",
+        "--dest",
+        dest="out",
+        type=Path,
+        help="raw folder (default: resources/<region>/raw)",
+    )
     s.set_defaults(func=cmd_download)
+
     s = sub.add_parser("inventory", help="summarise a region's inventory")
-    s.add_argument("region")
+    _add_common(s)
+    s.add_argument("--region", help="region of the config (default: its only region)")
     s.set_defaults(func=cmd_inventory)
-    s = sub.add_parser("static", help="rule prepare_static: DEM, slope, aspect, land cover")
-    s.add_argument("region")
-    s.add_argument("--out", type=Path)
-    s.set_defaults(func=cmd_static)
-    s = sub.add_parser("cube", help="rules prepare_s2_grid + prepare_cube for one acquisition")
-    s.add_argument("region")
-    s.add_argument("date", help="acquisition id YYYYMMDDTHHMMSS (UTC)")
-    s.add_argument("--out", type=Path)
-    s.set_defaults(func=cmd_cube)
-    s = sub.add_parser("quicklook", help="rule report_quicklook: PNG of a cube")
-    s.add_argument("cube", type=Path)
-    s.add_argument("png", type=Path)
-    s.set_defaults(func=cmd_quicklook)
+
+    for job, steps in STEPS.items():
+        j = sub.add_parser(job, help=f"the {job} steps: {', '.join(steps)}")
+        jsub = j.add_subparsers(dest="step", required=True, metavar="STEP")
+        for name, spec in steps.items():
+            s = jsub.add_parser(name, help=f"rule {spec.rule}: {spec.help}")
+            _add_common(s)
+            s.add_argument("--region", help="region of the config (default: its only region)")
+            if spec.option is not None or "{variant}" in spec.target:
+                flag = OPTIONS[spec.option] if spec.option else "variant"
+                s.add_argument(f"--{flag}", help=f"one {spec.option or flag} (default: every one)")
+            if "{variant}" in spec.target and spec.option != "variant":
+                s.add_argument("--variant", help="one variant (default: every one)")
+            s.add_argument("--cores", type=int, help="cores for Snakemake (default: all)")
+            s.add_argument("--profile", type=Path, help="Snakemake profile (profiles/slurm)")
+            s.add_argument("--force", action="store_true", help="run even if up to date")
+            s.add_argument("--dry-run", action="store_true", help="show the jobs only")
+            s.set_defaults(func=cmd_step, job=job, step=name)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.debug:
+        os.environ[DEBUG_ENV] = "1"
     setup_logging(args.log)
     try:
         args.func(args)
+    except Stopped as stop:
+        exit_for(stop)
     except LstfillError as exc:
+        if args.debug:
+            raise
         print(f"lstfill: error: {exc}", file=sys.stderr)
-        return 2
+        return USER_ERROR
     return 0
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from lstfill.errors import ConfigError
+from lstfill.errors import ConfigError, InputError
+from lstfill.variables import S2_BANDS, STATIC, feature_names
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 # libyaml's loader where PyYAML was built with it: the schema is read by every job that builds a
@@ -84,8 +85,13 @@ def _error_key(err: jsonschema.ValidationError) -> str:
     return key
 
 
-def validate_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Return a validated copy of `config` with defaults filled; ConfigError names the bad key."""
+def validate_config(
+    config: dict[str, Any], schema: dict[str, Any] | None = None, *, plan: bool = False
+) -> dict[str, Any]:
+    """Return a validated copy of `config` with defaults filled; ConfigError names the bad key.
+
+    With `plan`, also what a run of the workflow needs (:func:`check_plan`): the Snakefile and
+    `lstfill check-config` ask for it; a unit test's fragment of a config need not hold it."""
     schema = schema if schema is not None else load_schema()
     cfg = copy.deepcopy(config)
     fill_defaults(cfg, schema, schema)
@@ -111,7 +117,74 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any] | None = None
             raise ConfigError(f"regions.{name}.end", f"end {end} is before start {start}")
     _check_downscale(cfg)
     _check_gapfill(cfg)
+    if plan:
+        check_plan(cfg)
     return cfg
+
+
+def check_plan(cfg: dict[str, Any]) -> None:
+    """What a run needs of a valid config, checked before any job runs: every feature is one
+    the cubes will have, and each region's period can give the day splits and has data."""
+    _check_features(cfg)
+    _check_periods(cfg)
+
+
+def _check_features(cfg: dict[str, Any]) -> None:
+    """Every gap-fill feature is a variable the cubes will hold (with this `prepare` section) or
+    a derived feature; a misspelt name would otherwise fail hours later, in training."""
+    known = feature_names(cfg["prepare"])
+    features = cfg["gapfill"]["features"]
+    for branch, allowed in (("numeric", known), ("categorical", set(STATIC))):
+        for name in features.get(branch, []):
+            if name in allowed:
+                continue
+            hint = ""
+            if name.upper() in S2_BANDS:
+                hint = f"; add {name.upper()} to prepare.sentinel2.bands"
+            raise ConfigError(
+                f"gapfill.features.{branch}",
+                f"unknown feature {name!r}{hint} (known: {', '.join(sorted(allowed))})",
+            )
+
+
+# First day with data of each downloadable source: a period wholly before it finds nothing.
+MISSION_START = {
+    "ecostress": dt.date(2018, 7, 9),
+    "modis": dt.date(2000, 2, 24),
+    "sentinel2": dt.date(2015, 6, 27),
+    "sentinel3": dt.date(2016, 2, 16),
+}
+
+
+def _check_periods(cfg: dict[str, Any]) -> None:
+    """Each region's period holds enough calendar days for the gap-fill (and, with MODIS, the
+    super-resolution) day split, and a downloaded source has data in it."""
+    for name, region in cfg["regions"].items():
+        start, end = region_dates(region)
+        days = (end - start).days + 1
+        needs = {"gapfill.split": cfg["gapfill"]["split"]}
+        sources = region.get("download", {}).get("sources", [])
+        if region["source"] == "demo" or "modis" in sources:
+            needs["superres.split"] = cfg["superres"]["split"]
+        for key, split in needs.items():
+            need = split["test_days"] + split["val_days"] + 1
+            if days < need:
+                raise ConfigError(
+                    f"regions.{name}.end",
+                    f"the period {start}..{end} has {days} days; {key} needs at least {need} "
+                    f"({split['test_days']} test, {split['val_days']} validation, 1 training)",
+                )
+        if region["source"] != "download":
+            continue
+        for source in sources:
+            first = MISSION_START.get(source)
+            if first is not None and end < first:
+                raise ConfigError(
+                    f"regions.{name}.start",
+                    f"the period {start}..{end} ends before {source} has data (from {first})",
+                )
+        if start > dt.datetime.now(dt.UTC).date():
+            raise ConfigError(f"regions.{name}.start", f"{start} is in the future")
 
 
 def _check_gapfill(cfg: dict[str, Any]) -> None:
@@ -150,13 +223,23 @@ def _date(value: Any, key: str) -> dt.date:
         raise ConfigError(key, f"not a date (YYYY-MM-DD): {value!r}") from exc
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file and validate it."""
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+def load_config(path: str | Path, *, plan: bool = False) -> dict[str, Any]:
+    """Read a YAML config file and validate it; InputError naming the file when it is missing
+    or not YAML (with the line of the first problem)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "config file does not exist")
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(path, f"not valid YAML{where}: {problem}") from None
     if not isinstance(raw, dict):
         raise ConfigError("<top level>", f"{path} does not hold a mapping of keys")
-    return validate_config(raw)
+    return validate_config(raw, plan=plan)
 
 
 def region_dates(region: dict[str, Any]) -> tuple[dt.date, dt.date]:

@@ -22,46 +22,24 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 import lstfill
+from lstfill.acquire import granule_status, tile_epsg
 from lstfill.errors import InputError
 from lstfill.grid import Grid
 from lstfill.indices import compute_indices
-from lstfill.inventory import parse_acquisition_id
+from lstfill.inventory import (
+    CLOUD,
+    NO_OVERLAP,
+    NO_VALID_LST,
+    acquisition_entry,
+    parse_acquisition_id,
+)
 from lstfill.io import atomic_output, check_file
 from lstfill.raster import Raster, to_grid
 from lstfill.sources import ecostress, inca, landcover, sentinel2, srtm
 from lstfill.terrain import slope_aspect
+from lstfill.variables import VARIABLES
 
 log = logging.getLogger(__name__)
-
-# name -> (units, long_name, CF standard_name or None)
-VARIABLES: dict[str, tuple[str, str, str | None]] = {
-    "lst": ("K", "land surface temperature (QC applied)", "surface_temperature"),
-    "lst_err": ("K", "LST uncertainty", None),
-    "lst_valid": ("1", "1 where the LST observation passed QC", None),
-    "cloud": ("1", "1 where the ECOSTRESS cloud mask flags cloud", None),
-    "view_zenith": ("degree", "ECOSTRESS view zenith angle", "sensor_zenith_angle"),
-    "s2_age_days": ("day", "LST time minus the time of the S2 scene used (signed)", None),
-    "s2_weight": ("1", "sum of the fine weights behind the fused S2 value (fusion product)", None),
-    "t2m": ("K", "INCA 2 m air temperature at overpass hour", "air_temperature"),
-    "gl": (
-        "W m-2",
-        "INCA global radiation at overpass hour",
-        "surface_downwelling_shortwave_flux_in_air",
-    ),
-    "rh2m": ("%", "INCA 2 m relative humidity at overpass hour", "relative_humidity"),
-    "uu": ("m s-1", "INCA 10 m eastward wind at overpass hour", "eastward_wind"),
-    "vv": ("m s-1", "INCA 10 m northward wind at overpass hour", "northward_wind"),
-    "elevation": ("m", "surface elevation (DEM)", "surface_altitude"),
-    "slope": ("degree", "terrain slope", None),
-    "aspect": ("degree", "terrain aspect, clockwise from north (downslope)", None),
-    "tree_cover": ("%", "tree cover density", None),
-    "imperviousness": ("%", "imperviousness density", None),
-    "water": ("1", "1 where land cover is permanent or temporary water", None),
-}
-for _b in ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"):
-    VARIABLES[_b.lower()] = ("1", f"Sentinel-2 L2A surface reflectance {_b}", None)
-for _i in ("ndvi", "ndwi", "ndmi", "ndbi"):
-    VARIABLES[_i] = ("1", f"{_i.upper()} from the nearest clear Sentinel-2 observation", None)
 
 
 def _attrs(name: str) -> dict[str, str]:
@@ -135,11 +113,14 @@ def _require_finite(arr: np.ndarray, what: str, path: str | Path) -> None:
         raise InputError(path, f"{what} has no valid data over {share:.1f} % of the region grid")
 
 
-def build_static(inv: dict[str, Any], grid: Grid, out_path: str | Path) -> Path:
-    """DEM (averaged), Horn slope/aspect and land cover on the region grid."""
+def build_static(
+    inv: dict[str, Any], grid: Grid, out_path: str | Path, tolerance: float | None = None
+) -> Path:
+    """DEM (averaged), Horn slope/aspect and land cover on the region grid. `tolerance`: the
+    share of DEM pixels that may lie outside the physical range (set to NaN; lstfill.ranges)."""
     elevation = np.full(grid.shape, np.nan, dtype=np.float32)
     for path in inv["dem"]:
-        part = to_grid(srtm.read_dem(path), grid, "average")
+        part = to_grid(srtm.read_dem(path, tolerance=tolerance), grid, "average")
         elevation = np.where(np.isnan(elevation), part, elevation)
     _require_finite(elevation, "DEM", ", ".join(inv["dem"]))
     slope, aspect = slope_aspect(elevation, *grid.res)
@@ -155,10 +136,18 @@ def build_static(inv: dict[str, Any], grid: Grid, out_path: str | Path) -> Path:
 
 
 def build_s2_grid(
-    folder: str | Path, grid: Grid, bands: list[str], scl_invalid: list[int], out_path: str | Path
+    folder: str | Path,
+    grid: Grid,
+    bands: list[str],
+    scl_invalid: list[int],
+    out_path: str | Path,
+    tolerance: float | None = None,
 ) -> Path:
-    """Average one S2 scene's clear pixels onto the grid; cells short of clear pixels stay NaN."""
-    scene = sentinel2.read_scene(folder, bands=tuple(bands), scl_invalid=tuple(scl_invalid))
+    """Average one S2 scene's clear pixels onto the grid; cells short of clear pixels stay NaN.
+    `tolerance` as in :func:`build_static`, per band."""
+    scene = sentinel2.read_scene(
+        folder, bands=tuple(bands), scl_invalid=tuple(scl_invalid), tolerance=tolerance
+    )
     clear = Raster(scene.clear.data.astype(np.float32), scene.clear.transform, scene.clear.crs)
     layers: dict[str, np.ndarray] = {"clear_share": to_grid(clear, grid, "average")}
     masks: dict[tuple, np.ndarray] = {}  # the clear mask on each band grid (10 m, 20 m), once
@@ -234,9 +223,9 @@ def fused_s2(path: str | Path, bands: list[str], grid: Grid) -> dict[str, np.nda
     return out
 
 
-def _merge_inca(paths: list[str | Path]) -> inca.IncaData:
+def _merge_inca(paths: list[str | Path], tolerance: float | None = None) -> inca.IncaData:
     """One IncaData from several files of the same grid: hours sorted, repeated hours once."""
-    parts = [inca.read_inca(p) for p in paths]
+    parts = [inca.read_inca(p, tolerance=tolerance) for p in paths]
     first = parts[0]
     shape = next(iter(first.fields.values())).shape[1:]
     for part in parts[1:]:
@@ -258,13 +247,14 @@ def inca_layers(
     cumulative: list[str],
     hours: int,
     grid: Grid,
+    tolerance: float | None = None,
 ) -> dict[str, np.ndarray]:
     """INCA fields at the overpass hour and their means over the preceding `hours`, bilinear."""
     if not paths:
         raise InputError(
             "resources/<region>/raw/inca", f"no INCA file covers {time:%Y-%m-%d %H:%M} UTC"
         )
-    data = _merge_inca(paths)
+    data = _merge_inca(paths, tolerance)
     label = ", ".join(str(p) for p in paths)
     layers = {}
     for p in params:
@@ -281,7 +271,11 @@ def inca_layers(
 
 
 def ecostress_layers(
-    folder: str | Path, granules: list[str], grid: Grid, max_mandatory_qa: int
+    folder: str | Path,
+    granules: list[str],
+    grid: Grid,
+    max_mandatory_qa: int,
+    tolerance: float | None = None,
 ) -> dict[str, np.ndarray]:
     """LST, LST_err, QC mask, cloud and view zenith of one acquisition on the grid.
 
@@ -293,11 +287,13 @@ def ecostress_layers(
     valid = np.zeros(grid.shape, dtype=bool)
     cloud = np.zeros(grid.shape, dtype=bool)
     for gid in granules:
-        tile = ecostress.parse_granule_id(gid).tile
-        zone = int(tile[:2])
-        epsg = (32700 if tile[2] < "N" else 32600) + zone
+        epsg = tile_epsg(ecostress.parse_granule_id(gid).tile)
         scene = ecostress.read_granule(
-            folder, gid, expected_crs=f"EPSG:{epsg}", max_mandatory_qa=max_mandatory_qa
+            folder,
+            gid,
+            expected_crs=f"EPSG:{epsg}",
+            max_mandatory_qa=max_mandatory_qa,
+            tolerance=tolerance,
         )
         v = to_grid(
             Raster(scene.valid.astype(np.uint8), scene.lst.transform, scene.lst.crs, 255),
@@ -333,20 +329,21 @@ def build_cube(
     prepare: dict[str, Any],
     out_path: str | Path,
 ) -> Path:
-    """One acquisition's aligned cube. An all-cloud scene yields an empty mask and a warning."""
+    """One acquisition's aligned cube. Its `clear_fraction` attribute is the share of the
+    region's land pixels with clear LST; an acquisition with none yields an empty mask, a
+    warning and a `no_clear_reason` attribute (NO_OVERLAP, NO_VALID_LST or CLOUD)."""
     grid = Grid.from_dict(inv["grid"])
     time = parse_acquisition_id(acq)
-    entry = inv["acquisitions"].get(acq)
-    if entry is None:
-        raise InputError(inv["ecostress_dir"], f"acquisition {acq} is not in the inventory")
+    entry = acquisition_entry(inv, acq)
+    tolerance = prepare.get("out_of_range_tolerance")
     layers = ecostress_layers(
-        inv["ecostress_dir"], entry["granules"], grid, prepare["ecostress"]["max_mandatory_qa"]
+        inv["ecostress_dir"],
+        entry["granules"],
+        grid,
+        prepare["ecostress"]["max_mandatory_qa"],
+        tolerance,
     )
     valid_fraction = float(layers["lst_valid"].mean())
-    if valid_fraction == 0:
-        log.warning(
-            "acquisition %s has no clear LST pixel (all cloud): the cube's mask is empty", acq
-        )
     s2 = prepare["sentinel2"]
     if s2.get("source", "nearest") == "fused":
         if len(s2_paths) != 1:
@@ -359,13 +356,30 @@ def build_cube(
     ic = prepare["inca"]
     layers.update(
         inca_layers(
-            inca_paths, time, ic["parameters"], ic["cumulative"], ic["cumulative_hours"], grid
+            inca_paths,
+            time,
+            ic["parameters"],
+            ic["cumulative"],
+            ic["cumulative_hours"],
+            grid,
+            tolerance,
         )
     )
     with xr.open_dataset(static_path) as static:
         for name in static.data_vars:
             if name != "spatial_ref":
                 layers[name] = static[name].values
+    land = layers["water"] == 0 if "water" in layers else np.ones(grid.shape, dtype=bool)
+    clear_fraction = float((layers["lst_valid"].astype(bool) & land).sum() / max(land.sum(), 1))
+    extra: dict[str, Any] = {}
+    if clear_fraction == 0:
+        reason = no_clear_reason(inv["ecostress_dir"], entry["granules"], grid)
+        extra["no_clear_reason"] = reason
+        log.warning(
+            "acquisition %s has no clear LST pixel (%s): the cube's mask is empty",
+            acq,
+            _NO_CLEAR_WHY[reason].format(granules=", ".join(entry["granules"])),
+        )
     ds = _dataset(
         grid,
         {k: v for k, v in layers.items() if k not in _STATIC},
@@ -375,6 +389,8 @@ def build_cube(
             "acquisition": acq,
             "ecostress_granules": " ".join(entry["granules"]),
             "valid_fraction": valid_fraction,
+            "clear_fraction": clear_fraction,
+            **extra,
             "s2_window_days": s2["window_days"],
             "s2_source": s2.get("source", "nearest"),
         },
@@ -386,3 +402,21 @@ def build_cube(
 
 
 _STATIC = ("elevation", "slope", "aspect", "tree_cover", "imperviousness", "water")
+
+_NO_CLEAR_WHY = {
+    NO_OVERLAP: "no overlap with the region: granules {granules} do not intersect its grid",
+    NO_VALID_LST: "no valid LST: every LST pixel of {granules} over the region is fill/NaN",
+    CLOUD: "all cloud: QC and the cloud mask reject every LST pixel over the region",
+}
+
+
+def no_clear_reason(folder: str | Path, granules: list[str], grid: Grid) -> str:
+    """Why an acquisition has no clear LST pixel on `grid`: NO_OVERLAP when no granule meets
+    it, NO_VALID_LST when none has an LST value over it, else CLOUD (QC/cloud rejected all).
+    Reads the granules again, so it is only for the rare empty acquisition."""
+    statuses = {granule_status(folder, gid, grid) for gid in granules}
+    if statuses <= {NO_OVERLAP}:
+        return NO_OVERLAP
+    if statuses <= {NO_OVERLAP, NO_VALID_LST}:
+        return NO_VALID_LST
+    return CLOUD

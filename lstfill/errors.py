@@ -18,6 +18,15 @@ class InputError(LstfillError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class OutputError(LstfillError):
+    """An output cannot be written: the disk is full or its folder is not writable."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
 class ConfigError(LstfillError):
     """A config key is unknown, missing or has an invalid value."""
 

@@ -7,6 +7,7 @@ name in the destination folder and renames it into place only once the file is c
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -23,41 +24,94 @@ from affine import Affine
 from pyproj import CRS
 from rasterio.errors import RasterioIOError
 
-from lstfill.errors import InputError
+from lstfill.errors import InputError, OutputError
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def write_fault(exc: BaseException, path: str | Path) -> OutputError | None:
+    """An OutputError saying "disk full" or "permission denied" where `exc` (or an error it was
+    raised from) is one; None for any other error.
+
+    GDAL, HDF5 and torch report a failed write in their own words, so their messages are
+    matched too ("No space left on device", "Permission denied").
+    """
+    seen: BaseException | None = exc
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
+        code = getattr(seen, "errno", None)
+        text = str(seen)
+        if code in _FULL or "No space left" in text or "Disk quota" in text:
+            free = _free_bytes(Path(path).parent)
+            return OutputError(path, f"disk full while writing ({free} free on its disk)")
+        if code in _DENIED or "Permission denied" in text or "Read-only file system" in text:
+            return OutputError(path, "permission denied: cannot write in its folder")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _free_bytes(folder: Path) -> str:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "unknown"
+    return f"{free / 2**20:.0f} MiB"
 
 
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
+
+    A full disk or an unwritable folder ends in one OutputError naming `path`; the temporary
+    file is removed in every case, also when a stop signal unwinds the block
+    (:mod:`lstfill.stops`).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
+        )
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         os.replace(tmp_path, path)
+    except Exception as exc:
+        fault = write_fault(exc, path)
+        if fault is not None:
+            raise fault from exc
+        raise
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
 
 
 @contextlib.contextmanager
 def atomic_folder(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; swap it in for `path` only if the block succeeds
-    (a reader never sees a half-written folder, and a failure leaves the old one)."""
+    (a reader never sees a half-written folder, and a failure leaves the old one). Write faults
+    end as in :func:`atomic_output`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    staging: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         yield staging
         if path.exists():
             shutil.rmtree(path)
         os.replace(staging, path)
+    except Exception as exc:
+        fault = write_fault(exc, path)
+        if fault is not None:
+            raise fault from exc
+        raise
     finally:
-        if staging.exists():
+        if staging is not None and staging.exists():
             shutil.rmtree(staging)
 
 

@@ -1,4 +1,7 @@
-"""Logging for workflow scripts: everything, tracebacks included, goes to the rule's log file."""
+"""Logging for workflow scripts: everything goes to the rule's log file, and the process ends the
+same way for every script: a user error in one line (exit code 2), a bug with its traceback
+(exit code 1), a stop signal after its temporary files are removed (see :mod:`lstfill.stops`).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,21 @@ import socket
 import sys
 from pathlib import Path
 
+from lstfill.errors import LstfillError
+from lstfill.stops import Stopped, exit_for, install_stop_handlers
+
+DEBUG_ENV = "LSTFILL_DEBUG"
+USER_ERROR = 2
+
+
+def debugging() -> bool:
+    """True where the user asked for tracebacks of user errors too ($LSTFILL_DEBUG=1)."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
 
 def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO) -> None:
-    """Log to `log_path` (and stderr); uncaught exceptions are logged before the script exits."""
+    """Log to `log_path` (and stderr), end uncaught errors as the module docstring says, and
+    turn SIGTERM/SIGINT into a clean stop."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
@@ -22,12 +37,24 @@ def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO)
         force=True,
     )
     logging.captureWarnings(True)
+    if debugging():
+        logging.getLogger("lstfill").setLevel(logging.DEBUG)
     logging.getLogger("lstfill").info("running on %s%s", socket.gethostname(), _slurm_job())
+    sys.excepthook = _end_on_uncaught
+    install_stop_handlers()
 
-    def _hook(exc_type, exc, tb):  # noqa: ANN001
-        logging.getLogger("lstfill").error("failed: %s", exc, exc_info=(exc_type, exc, tb))
 
-    sys.excepthook = _hook
+def _end_on_uncaught(exc_type, exc, tb) -> None:  # noqa: ANN001
+    log = logging.getLogger("lstfill")
+    if isinstance(exc, Stopped):
+        exit_for(exc)
+    if isinstance(exc, LstfillError) and not debugging():
+        log.error("error: %s", exc)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(USER_ERROR)  # the excepthook cannot set the exit code otherwise
+    log.error("failed: %s", exc, exc_info=(exc_type, exc, tb))
 
 
 def _slurm_job() -> str:

@@ -7,23 +7,23 @@ such as EFAST, does nothing there), `predict` makes the job's product from the j
 A job's `method.py` lists its methods in a `METHODS` mapping from the config value that selects
 one to its class, so adding a method is one class and one entry.
 
-`train_method` is the train step of every job: empty a stale resume folder, fit, write the
-checkpoint and the training curve.
+`train_method` is the train step of every job: empty a resume folder that holds training on other
+inputs or settings, fit, write the checkpoint and the training curve.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import torch
 
 from lstfill.errors import InputError
-from lstfill.training.checkpoint import load_checkpoint, save_checkpoint
+from lstfill.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from lstfill.training.curves import plot_training_curve
 from lstfill.training.loop import TrainResult
-from lstfill.training.workdir import reset_stale_workdir
+from lstfill.training.workdir import RESUME_FORMAT, input_digests, reset_stale_workdir
 
 
 @runtime_checkable
@@ -59,13 +59,28 @@ def train_method(
     curve_out: str | Path,
     *,
     title: str,
+    inputs: Sequence[str | Path] = (),
     extra: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Fit `method` on `data` in `workdir` (emptied first when `fingerprint` says it holds
-    another run, resumed otherwise), then write its checkpoint (with the history, the best
-    epoch and `extra` among its extras) and its training curve."""
-    reset_stale_workdir(workdir, dict(fingerprint))
+    """Fit `method` on `data` in `workdir`, then write its checkpoint (with the history, the best
+    epoch and `extra` among its extras) and its training curve.
+
+    The work folder is resumed only when everything the training reads is unchanged: the
+    content of the `inputs` files (every dataset file `data` was read from), the job's
+    `fingerprint` (the config keys the step reads), the method and the file formats. Otherwise
+    it is emptied first and training starts afresh; only `training.epochs` may change without
+    a restart."""
+    reserved = {"inputs", "formats", "model_name"} & set(fingerprint)
+    if reserved:
+        raise ValueError(f"fingerprint keys {sorted(reserved)} are train_method's own")
+    stamp = {
+        **fingerprint,
+        "inputs": input_digests(inputs),
+        "formats": {"checkpoint": CHECKPOINT_FORMAT, "resume": RESUME_FORMAT},
+        "model_name": method.name,
+    }
+    reset_stale_workdir(workdir, stamp)
     result = method.fit(data, workdir, progress=progress)
     if result is None:
         raise TypeError(f"{type(method).__name__} has nothing to train")

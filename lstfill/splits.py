@@ -14,12 +14,17 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from lstfill.errors import InputError
+from lstfill.errors import InputError, LstfillError
 
 TRAIN, VAL, TEST = 0, 1, 2
 SPLIT_NAMES = {TRAIN: "train", VAL: "val", TEST: "test"}
 SPLIT_CODES = {name: code for code, name in SPLIT_NAMES.items()}
 DROPPED = -1  # split code of a sample whose window straddles two splits
+
+
+class SplitError(LstfillError, ValueError):
+    """The data cannot give the split the config asks for (too few days, or too few clear ones):
+    a user error, reported in one line with the keys to change."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +61,18 @@ def split_dates(
     rng = np.random.default_rng(seed)
     eligible = np.flatnonzero(best >= min_valid_test)
     if len(eligible) < n_test:
-        raise ValueError(
+        raise SplitError(
             f"only {len(eligible)} days have an acquisition >= {min_valid_test:.0%} clear; "
-            f"cannot hold out {n_test} test days"
+            f"cannot hold out {n_test} test days (lower gapfill.split.test_days or "
+            "min_valid_test, or lengthen the period)"
         )
     test_days = rng.choice(eligible, size=n_test, replace=False)
     rest = np.setdiff1d(np.arange(len(uniq)), test_days)
     if len(rest) < n_val + 1:
-        raise ValueError(f"{len(uniq)} days cannot give {n_test} test, {n_val} val and 1 train day")
+        raise SplitError(
+            f"{len(uniq)} days cannot give {n_test} test, {n_val} val and 1 train day "
+            "(lower gapfill.split.test_days or val_days, or lengthen the period)"
+        )
     # validation days favour clear ones too: early stopping needs pixels to score
     weights = best[rest] + 0.05
     val_days = rng.choice(rest, size=n_val, replace=False, p=weights / weights.sum())
@@ -168,7 +177,7 @@ def split_by_day(
     if r.shape != (3,) or (r < 0).any() or r.sum() <= 0:
         raise ValueError(f"ratios must be three non-negative numbers, got {ratios}")
     if n < 3:
-        raise ValueError(f"{n} distinct days cannot give a train, val and test day each")
+        raise SplitError(f"{n} distinct days cannot give a train, val and test day each")
     n_val = max(1, round(r[1] / r.sum() * n))
     n_test = max(1, round(r[2] / r.sum() * n))
     while n_val + n_test > n - 1:  # keep a training day: shrink the larger held-out split

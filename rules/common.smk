@@ -4,10 +4,63 @@
 # Parse-time helpers only: these modules import the standard library (plus yaml and jsonschema),
 # so a dry run or --lint on a login node needs no PyTorch, GDAL or NetCDF stack.
 from lstfill.config import validate_config
+from lstfill.layout import (
+    pick,
+    REGION_DIR,
+    RAW_DIR,
+    TRUTH_DIR,
+    DOWNLOAD_DAY,
+    DOWNLOAD_SRTM,
+    INVENTORY,
+    STATIC,
+    S2_GRID,
+    CUBE,
+    QUICKLOOK,
+    CUBE_TABLE,
+    CUBE_FIGURE,
+    GAPFILL_DATASET,
+    GAPFILL_SPLIT,
+    GAPFILL_MODEL,
+    GAPFILL_CURVE,
+    GAPFILL_WORKDIR,
+    GAPFILL_SELECTION,
+    GAPFILL_PRODUCT,
+    GAPFILL_METRICS,
+    GAPFILL_FIGURE,
+    SR_SCENE,
+    SR_DATASET,
+    SR_SPLIT,
+    SR_MODEL,
+    SR_CURVE,
+    SR_WORKDIR,
+    SR_PRODUCT,
+    SR_METRICS,
+    SR_FIGURE,
+    SR_TRUTH,
+    FUSION_COARSE,
+    FUSION_PRODUCT,
+    FUSION_METRICS,
+    FUSION_FIGURE,
+    FUSION_TRUTH,
+    DS_DEMO_LST,
+    DS_DEMO_DEM,
+    DS_DEM,
+    DS_SAMPLES,
+    DS_SAMPLES_INFO,
+    DS_MODEL,
+    DS_CURVE,
+    DS_WORKDIR,
+    DS_RUN,
+    DS_RUNS,
+    DS_PRODUCT,
+    DS_METRICS,
+    DS_FIGURE,
+)
 from lstfill.downscale import targets as downscale_targets
 from lstfill.fusion import targets as fusion_targets
 from lstfill.download import targets as download_targets
 from lstfill.inventory import (
+    acquisition_entry,
     inca_files_for,
     modis_days,
     parse_acquisition_id,
@@ -15,7 +68,7 @@ from lstfill.inventory import (
     s2_scenes_near,
 )
 
-config.update(validate_config(config))
+config.update(validate_config(config, plan=True))
 
 
 wildcard_constraints:
@@ -29,55 +82,6 @@ wildcard_constraints:
     scene=r"S2[ABCD]_MSIL2A_[0-9T]+_N[0-9]{4}_R[0-9]{3}_T[0-9A-Z]{5}_[0-9T]+",
 
 
-REGION_DIR = "resources/{region}"
-RAW_DIR = "resources/{region}/raw"
-TRUTH_DIR = "resources/{region}/truth"
-DOWNLOAD_DAY = "resources/{region}/downloads/{source}/{day}.json"
-DOWNLOAD_SRTM = "resources/{region}/downloads/srtm.json"
-INVENTORY = "resources/{region}/inventory.json"
-STATIC = "results/{region}/cubes/static.nc"
-S2_GRID = "results/{region}/cubes/sentinel2/{scene}.nc"
-CUBE = "results/{region}/cubes/{acquisition}.nc"
-QUICKLOOK = "results/{region}/report/quicklooks/{acquisition}.png"
-CUBE_TABLE = "results/{region}/report/cubes.csv"
-CUBE_FIGURE = "results/{region}/report/cubes.png"
-GAPFILL_DATASET = "results/{region}/gapfill/dataset/patches.nc"
-GAPFILL_SPLIT = "results/{region}/gapfill/dataset/split.json"
-GAPFILL_MODEL = "results/{region}/gapfill/model/{method}.pt"
-GAPFILL_CURVE = "results/{region}/gapfill/model/{method}_training_curve.png"
-GAPFILL_WORKDIR = "results/{region}/gapfill/model/{method}_training"
-GAPFILL_SELECTION = "results/{region}/gapfill/model/selection.json"
-GAPFILL_PRODUCT = "results/{region}/gapfill/filled/{acquisition}.tif"
-GAPFILL_METRICS = "results/{region}/gapfill/metrics.json"
-GAPFILL_FIGURE = "results/{region}/gapfill/evaluation.png"
-SR_SCENE = "results/{region}/superres/scenes/{day}.nc"
-SR_DATASET = "results/{region}/superres/dataset/patches.nc"
-SR_SPLIT = "results/{region}/superres/dataset/split.json"
-SR_MODEL = "results/{region}/superres/model/{variant}.pt"
-SR_CURVE = "results/{region}/superres/model/{variant}_training_curve.png"
-SR_WORKDIR = "results/{region}/superres/model/{variant}_training"
-SR_PRODUCT = "results/{region}/superres/sharpened/{variant}/{day}.tif"
-SR_METRICS = "results/{region}/superres/metrics.json"
-SR_FIGURE = "results/{region}/superres/evaluation.png"
-SR_TRUTH = "resources/{region}/truth/modis/{day}_LST_250m_truth.tif"
-FUSION_COARSE = "results/{region}/fusion/coarse.nc"
-FUSION_PRODUCT = "results/{region}/fusion/daily/{day}.tif"
-FUSION_METRICS = "results/{region}/fusion/metrics.json"
-FUSION_FIGURE = "results/{region}/fusion/evaluation.png"
-FUSION_TRUTH = "resources/{region}/truth/sentinel2/{day}_NDVI_truth.tif"
-DS_DEMO_LST = f"resources/{{region}}/raw/israel/{downscale_targets.DEMO_LST_NAME}"
-DS_DEMO_DEM = "resources/{region}/raw/israel/srtm_dem.tif"
-DS_DEM = "results/{region}/downscale/dem.tif"
-DS_SAMPLES = "results/{region}/downscale/samples/{key}.nc"
-DS_SAMPLES_INFO = "results/{region}/downscale/samples/{key}.json"
-DS_MODEL = "results/{region}/downscale/model/mlp_{split}.pt"
-DS_CURVE = "results/{region}/downscale/model/mlp_{split}_training_curve.png"
-DS_WORKDIR = "results/{region}/downscale/model/mlp_{split}_training"
-DS_RUN = "results/{region}/downscale/runs/{split}.json"
-DS_RUNS = "results/{region}/downscale/runs.csv"
-DS_PRODUCT = "results/{region}/downscale/maps/{day}.tif"
-DS_METRICS = "results/{region}/downscale/metrics.json"
-DS_FIGURE = "results/{region}/downscale/evaluation.png"
 
 
 def log_path(rule_name, pattern=""):
@@ -98,14 +102,20 @@ def benchmark_path(rule_name, pattern=""):
     return f"logs/benchmark/{rule_name}/{pattern}.tsv"
 
 
+def region_block(region):
+    """The validated config block of a region named in a target path (one clear error line for
+    a region the config lacks)."""
+    return pick("region", region, config["regions"], "the config's regions")
+
+
 def region_inventory(wildcards):
     """The region's inventory, once the acquisition checkpoint has written it."""
-    path = checkpoints.acquire_raw.get(region=wildcards.region).output.inventory
-    return read_inventory(path)
+    return read_inventory(inventory_of(wildcards.region))
 
 
 def inventory_of(region):
     """The inventory path of a region, once the acquisition checkpoint has written it."""
+    region_block(region)
     return checkpoints.acquire_raw.get(region=region).output.inventory
 
 
@@ -115,13 +125,15 @@ def acquisitions(region):
 
 def s2_scene_folder(wildcards):
     inv = region_inventory(wildcards)
-    return inv["sentinel2"][wildcards.scene]["folder"]
+    where = f"the Sentinel-2 scenes of region {wildcards.region}'s inventory"
+    return pick("scene", wildcards.scene, inv["sentinel2"], where)["folder"]
 
 
 def ecostress_files(wildcards):
-    """The LST layer files of the acquisition's granules (the other layers sit beside them)."""
+    """The LST layer files of the acquisition's granules (the other layers sit beside them);
+    an acquisition the inventory left out (no overlap, no valid LST) is an error saying why."""
     inv = region_inventory(wildcards)
-    granules = inv["acquisitions"][wildcards.acquisition]["granules"]
+    granules = acquisition_entry(inv, wildcards.acquisition)["granules"]
     return [f"{inv['ecostress_dir']}/{gid}_LST.tif" for gid in granules]
 
 
@@ -189,13 +201,13 @@ def gapfill_history(wildcards):
 
 def region_modis_days(region):
     """Days with both MODIS products in the region's inventory (YYYYMMDD)."""
-    path = checkpoints.acquire_raw.get(region=region).output.inventory
-    return list(modis_days(read_inventory(path)))
+    return list(modis_days(read_inventory(inventory_of(region))))
 
 
 def modis_granules(wildcards):
     """The MOD11A1 and MOD09GQ granules of the {day} wildcard."""
-    return modis_days(region_inventory(wildcards))[wildcards.day]
+    where = f"the MODIS days of region {wildcards.region}'s inventory"
+    return pick("day", wildcards.day, modis_days(region_inventory(wildcards)), where)
 
 
 def region_sr_scenes(wildcards):
@@ -209,7 +221,7 @@ def region_sr_truth(wildcards):
 
 def demo_truth(wildcards):
     """The demo region's truth folder (rule demo_region), where the region is a demo."""
-    if config["regions"][wildcards.region]["source"] != "demo":
+    if region_block(wildcards.region)["source"] != "demo":
         return []
     return TRUTH_DIR.format(region=wildcards.region)
 
@@ -235,7 +247,7 @@ def region_s2_grids(wildcards):
 def fusion_truth(wildcards):
     """The demo's daily NDVI truth (none for other sources), inside rule demo_region's truth
     folder."""
-    region = config["regions"][wildcards.region]
+    region = region_block(wildcards.region)
     if region["source"] != "demo":
         return []
     days = fusion_targets.fusion_days(region)
@@ -243,7 +255,7 @@ def fusion_truth(wildcards):
 
 
 def fusion_period(wildcards):
-    region = config["regions"][wildcards.region]
+    region = region_block(wildcards.region)
     return [region["start"], region["end"]]
 
 
@@ -253,28 +265,25 @@ def sr_models(wildcards):
 
 def downscale_region(wildcards):
     """The validated downscale.regions block of the {region} wildcard."""
-    return config["downscale"]["regions"][wildcards.region]
+    return downscale_block(wildcards.region)
+
+
+def downscale_block(region):
+    """A downscaling region's config block (one clear error line for one the config lacks)."""
+    regions = config["downscale"]["regions"]
+    return pick("downscaling region", region, regions, "the config's downscale.regions")
 
 
 def downscale_files(region):
     """{"lst": yearly LST files, "dem": DEM files} of a downscaling region."""
-    block = config["downscale"]["regions"][region]
-    if block["source"] == "demo":
-        return {
-            "lst": [DS_DEMO_LST.format(region=region)],
-            "dem": [DS_DEMO_DEM.format(region=region)],
-        }
-    key = f"downscale.regions.{region}"
-    return {
-        "lst": downscale_targets.resolve_files(block["lst_files"], f"{key}.lst_files"),
-        "dem": downscale_targets.resolve_files(block["dem_files"], f"{key}.dem_files"),
-    }
+    downscale_block(region)
+    demo = (DS_DEMO_LST.format(region=region), DS_DEMO_DEM.format(region=region))
+    return downscale_targets.region_files(config, region, *demo)
 
 
 def downscale_sample_params(region):
     """What a region's samples depend on; their file is named by its hash (a cache per setting)."""
-    params = {k: config["downscale"][k] for k in downscale_targets.SAMPLE_KEYS}
-    return {**params, "files": downscale_files(region)}
+    return downscale_targets.sample_params(config, downscale_files(region))
 
 
 def downscale_samples(wildcards):
@@ -347,7 +356,7 @@ def subconfig(section, *keys):
 
 def region_config(wildcards):
     """The validated config block of the {region} wildcard."""
-    return config["regions"][wildcards.region]
+    return region_block(wildcards.region)
 
 
 def acquire_settings(wildcards):
@@ -368,7 +377,7 @@ def demo_settings(wildcards):
 def raw_files(wildcards):
     """What the acquisition waits for: a demo region's synthesised raw folder, a 'download'
     region's manifests (one per source and day; SRTM: one), nothing for a 'local' region."""
-    region = config["regions"][wildcards.region]
+    region = region_block(wildcards.region)
     if region["source"] == "demo":
         return RAW_DIR.format(region=wildcards.region)
     return download_manifests(wildcards)
@@ -383,7 +392,7 @@ def download_settings(source):
     """Input function: the provider settings of `source` for the {region} wildcard."""
 
     def settings(wildcards):
-        region = config["regions"][wildcards.region]
+        region = region_block(wildcards.region)
         return download_targets.provider_settings(source, region, config)
 
     return settings
@@ -391,7 +400,7 @@ def download_settings(source):
 
 def download_manifests(wildcards):
     """A 'download' region's manifests: one per source and day (SRTM: one); none otherwise."""
-    region = config["regions"][wildcards.region]
+    region = region_block(wildcards.region)
     if region["source"] != "download":
         return []
     manifests = []

@@ -6,6 +6,8 @@ rule prepare_static:
         inventory=INVENTORY,
     output:
         static=STATIC,
+    params:
+        tolerance=config["prepare"]["out_of_range_tolerance"],
     log:
         log_path("prepare_static", "{region}"),
     benchmark:
@@ -28,6 +30,7 @@ rule prepare_s2_grid:
         grid=S2_GRID,
     params:
         sentinel2=subconfig("prepare", "sentinel2.bands", "sentinel2.scl_invalid")["sentinel2"],
+        tolerance=config["prepare"]["out_of_range_tolerance"],
     log:
         log_path("prepare_s2_grid", "{region}/{scene}"),
     benchmark:
@@ -62,6 +65,7 @@ rule prepare_cube:
             "sentinel2.window_days",
             "sentinel2.min_clear_subpixels",
             "sentinel2.source",
+            "out_of_range_tolerance",
         ),
     log:
         log_path("prepare_cube", "{region}/{acquisition}"),

@@ -14,4 +14,5 @@ build_s2_grid(
     s2["bands"],
     s2["scl_invalid"],
     snakemake.output.grid,
+    snakemake.params.tolerance,
 )

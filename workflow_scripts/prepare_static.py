@@ -7,4 +7,4 @@ from lstfill.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 inv = read_inventory(snakemake.input.inventory)
-build_static(inv, Grid.from_dict(inv["grid"]), snakemake.output.static)
+build_static(inv, Grid.from_dict(inv["grid"]), snakemake.output.static, snakemake.params.tolerance)

@@ -44,6 +44,7 @@ from lstfill.download.verify import (
     open_problem,
     resolve_kind,
 )
+from lstfill.io import write_fault
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +370,9 @@ class Fetcher:
             msg = f"transfer broke after {offset + written} bytes ({describe(exc)})"
             raise _Retryable(msg, keep_part=True) from None
         except OSError as exc:
-            raise DownloadError(f"{self._where(job)}: cannot write {job.part}: {exc}") from None
+            fault = write_fault(exc, job.part)
+            problem = fault.problem if fault else f"cannot write: {exc}"
+            raise DownloadError(f"{self._where(job)}: {job.part}: {problem}") from None
         if length is not None and written < length:
             msg = f"body cut short: got {offset + written} of {offset + length} bytes"
             raise _Retryable(msg, keep_part=True)

@@ -11,6 +11,7 @@ import numpy as np
 
 from lstfill.errors import InputError
 from lstfill.io import read_raster
+from lstfill.ranges import check_range
 from lstfill.sources import israel, israel_grid
 
 
@@ -37,15 +38,21 @@ def check_same_grid(lst_files: Sequence[str | Path]) -> tuple[np.ndarray, np.nda
     return lat, lon
 
 
-def read_dem(path: str | Path, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """The aligned DEM, checked to lie on the LST grid (shape and position)."""
-    data, transform, _, _, _ = read_raster(path, expected_crs=israel_grid.CRS_LATLON)
+def read_dem(
+    path: str | Path, lat: np.ndarray, lon: np.ndarray, tolerance: float | None = None
+) -> np.ndarray:
+    """The aligned DEM, checked to lie on the LST grid (shape and position) and in the physical
+    range of elevation (lstfill.ranges, `tolerance`)."""
+    data, transform, _, nodata, tags = read_raster(path, expected_crs=israel_grid.CRS_LATLON)
     shape = (len(lat), len(lon))
     if data.shape != shape or not transform.almost_equals(
         israel_grid.grid_transform(lat, lon), precision=1e-6
     ):
         raise InputError(path, f"DEM grid {data.shape} is not the LST grid {shape} of the files")
-    return data.astype(np.float32)
+    out = data.astype(np.float32)
+    if nodata is not None and not np.isnan(nodata):
+        out[data == nodata] = np.nan
+    return check_range(out, "elevation", path, tags.get("units"), tolerance)
 
 
 def select_days(

@@ -210,6 +210,7 @@ def train(
         model_out,
         curve_out,
         title=f"downscaling MLP, {kind} split",
+        inputs=[samples],
         extra={"split": kind, "samples": params},
         progress=progress,
     )

@@ -49,3 +49,21 @@ def days_of(info_path: str | Path) -> list[str]:
     """The YYYYMMDD days listed by a samples summary."""
     with open(info_path) as f:
         return list(json.load(f)["days"])
+
+
+def region_files(cfg: dict[str, Any], region: str, lst_demo: str, dem_demo: str) -> dict:
+    """{"lst": yearly LST files, "dem": DEM files} of downscaling region `region` (`lst_demo`
+    and `dem_demo`: the demo's files, for a demo region)."""
+    block = cfg["downscale"]["regions"][region]
+    if block["source"] == "demo":
+        return {"lst": [lst_demo], "dem": [dem_demo]}
+    key = f"downscale.regions.{region}"
+    return {
+        "lst": resolve_files(block["lst_files"], f"{key}.lst_files"),
+        "dem": resolve_files(block["dem_files"], f"{key}.dem_files"),
+    }
+
+
+def sample_params(cfg: dict[str, Any], files: dict) -> dict[str, Any]:
+    """What a region's samples depend on (their file is named by its hash: a cache per setting)."""
+    return {**{k: cfg["downscale"][k] for k in SAMPLE_KEYS}, "files": files}

@@ -27,6 +27,7 @@ from lstfill.fusion.method import ArrayScene
 from lstfill.grid import Grid
 from lstfill.indices import normalised_difference
 from lstfill.io import load_netcdf
+from lstfill.ranges import check_range, has_range
 from lstfill.raster import Raster, to_grid
 
 log = logging.getLogger(__name__)
@@ -90,14 +91,21 @@ class FineInput(ArrayScene):
         return float(self.mask.mean())
 
 
-def read_fine_scene(path: str | Path, bands: Sequence[str], min_clear: float) -> FineInput:
-    """A Sentinel-2 grid file as (NDVI, bands...) with its observed mask."""
+def read_fine_scene(
+    path: str | Path, bands: Sequence[str], min_clear: float, tolerance: float | None = None
+) -> FineInput:
+    """A Sentinel-2 grid file as (NDVI, bands...) with its observed mask; each band checked
+    against the physical range of reflectance and its units (lstfill.ranges, `tolerance`)."""
     names = fusion_bands(bands)
     with load_netcdf(path, "Sentinel-2 grid") as ds:
         missing = [n for n in names if n != "ndvi" and n not in ds]
         if missing or "clear_share" not in ds:
             raise InputError(path, f"lacks {missing or ['clear_share']}; rebuild the S2 grids")
-        layers = {n: ds[n].values[0] for n in names if n != "ndvi"}
+        layers = {
+            n: check_range(ds[n].values[0], n, path, ds[n].attrs.get("units"), tolerance)
+            for n in names
+            if n != "ndvi"
+        }
         clear = ds["clear_share"].values[0]
         time = ds["time"].values[0].astype("datetime64[D]").astype(dt.date)
         title = str(ds.attrs.get("title", Path(path).stem))
@@ -108,9 +116,12 @@ def read_fine_scene(path: str | Path, bands: Sequence[str], min_clear: float) ->
 
 
 def read_fine_scenes(
-    paths: Sequence[str | Path], bands: Sequence[str], min_clear: float
+    paths: Sequence[str | Path],
+    bands: Sequence[str],
+    min_clear: float,
+    tolerance: float | None = None,
 ) -> list[FineInput]:
-    scenes = [read_fine_scene(p, bands, min_clear) for p in paths]
+    scenes = [read_fine_scene(p, bands, min_clear, tolerance) for p in paths]
     return sorted(scenes, key=lambda s: (s.day, s.name))
 
 
@@ -118,7 +129,7 @@ def read_fine_scenes(
 
 
 def coarse_from_sentinel3(
-    paths: Sequence[str | Path], grid: Grid, bands: Sequence[str]
+    paths: Sequence[str | Path], grid: Grid, bands: Sequence[str], tolerance: float | None = None
 ) -> tuple[list[dt.date], dict[str, np.ndarray]]:
     """Sentinel-3 day files averaged onto the coarse grid: dates and {band: (dates, rows, cols)}
     reflectance (only the bands the files have), NaN where the footprint was not clear."""
@@ -128,7 +139,7 @@ def coarse_from_sentinel3(
     stacks: dict[str, list[np.ndarray]] = {}
     wanted = [b for b in (b.upper() for b in bands) if b in sentinel3.BANDS]
     for path in paths:
-        s3 = sentinel3.read_day(path, wanted)
+        s3 = sentinel3.read_day(path, wanted, tolerance)
         clear = Raster(s3.clear.data.astype(np.float32), s3.clear.transform, s3.clear.crs)
         ok = to_grid(clear, grid, "average") >= MIN_COARSE_CLEAR
         for band in wanted:
@@ -139,7 +150,7 @@ def coarse_from_sentinel3(
 
 
 def coarse_from_modis(
-    paths: Sequence[str | Path], grid: Grid
+    paths: Sequence[str | Path], grid: Grid, tolerance: float | None = None
 ) -> tuple[list[dt.date], dict[str, np.ndarray]]:
     """MOD09GQ red (B04) and NIR (B08) averaged onto the coarse grid; pixels whose MODLAND QA
     (QC_250m bits 0-1) says "not produced" (cloud or other reasons) are left out."""
@@ -148,7 +159,7 @@ def coarse_from_modis(
     days: list[dt.date] = []
     stacks: dict[str, list[np.ndarray]] = {"b04": [], "b08": []}
     for path in paths:
-        refl = modis.read_mod09gq(path)
+        refl = modis.read_mod09gq(path, tolerance)
         good = (refl.qc & 0b11) <= 1
         for band, attr in MODIS_BANDS.items():
             raster = getattr(refl, attr)
@@ -192,8 +203,11 @@ def coarse_dataset(
     return ds
 
 
-def read_coarse(path: str | Path) -> tuple[Grid, list[dt.date], dict[str, np.ndarray], str]:
-    """(coarse grid, dates, {band: (dates, rows, cols)}, source) of a coarse series file."""
+def read_coarse(
+    path: str | Path, tolerance: float | None = None
+) -> tuple[Grid, list[dt.date], dict[str, np.ndarray], str]:
+    """(coarse grid, dates, {band: (dates, rows, cols)}, source) of a coarse series file, each
+    band with a physical range checked against it and its units (lstfill.ranges)."""
     from affine import Affine
 
     with load_netcdf(path, "coarse series") as ds:
@@ -205,6 +219,10 @@ def read_coarse(path: str | Path) -> tuple[Grid, list[dt.date], dict[str, np.nda
         days = [d.astype("datetime64[D]").astype(dt.date) for d in ds["time"].values]
         layers = {str(k): ds[k].values.astype(np.float32) for k in ds.data_vars}
         layers.pop("spatial_ref", None)
+        layers = {
+            k: check_range(v, k, path, ds[k].attrs.get("units"), tolerance) if has_range(k) else v
+            for k, v in layers.items()
+        }
         source = str(ds.attrs.get("source", "?"))
     return grid, days, layers, source
 

@@ -83,10 +83,12 @@ def select_pairs(
 ) -> list[Pair]:
     """Every (target, donor) with target clear >= target_min and donor clear in
     [donor_min, donor_max], target != donor; `candidates` (bool per acquisition) restricts the
-    targets. Above `max_pairs`, a seeded random sample of that many. Sorted by (target, donor).
+    targets. A target needs a clear pixel whatever `target_min` says: an acquisition with none
+    (all cloud, no valid LST) has nothing to hide and score (`no_clear_targets` names them).
+    Above `max_pairs`, a seeded random sample of that many. Sorted by (target, donor).
     """
     vf = np.asarray(valid_fraction, dtype=float)
-    is_target = vf >= target_min
+    is_target = (vf >= target_min) & (vf > 0)
     if candidates is not None:
         candidates = np.asarray(candidates, dtype=bool)
         if candidates.shape != vf.shape:
@@ -104,6 +106,13 @@ def select_pairs(
         keep = rng.choice(len(pairs), size=max_pairs, replace=False)
         pairs = [pairs[i] for i in np.sort(keep)]
     return pairs
+
+
+def no_clear_targets(valid_fraction: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Indices of the candidate targets (bool per acquisition) with no clear pixel: never a
+    target of `select_pairs`, and counted apart so that metrics.json can say how many."""
+    vf = np.asarray(valid_fraction, dtype=float)
+    return np.flatnonzero(np.asarray(candidates, dtype=bool) & ~(vf > 0))
 
 
 @dataclass

@@ -20,9 +20,7 @@ import numpy as np
 
 from lstfill.errors import InputError
 from lstfill.gapfill.inputs import LstSeries
-
-TIME_FEATURES = ("doy_sin", "doy_cos", "tod_sin", "tod_cos")
-HISTORY_FEATURES = ("lst_pattern",)
+from lstfill.variables import HISTORY_FEATURES, TIME_FEATURES
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from affine import Affine
 from lstfill.errors import InputError
 from lstfill.grid import Grid
 from lstfill.io import check_file
+from lstfill.ranges import check_range, has_range
 
 # Cube variables that describe the LST observation itself, never covariates.
 _LST_VARIABLES = {"lst", "lst_err", "lst_valid", "cloud", "gap_code"}
@@ -137,8 +138,17 @@ def _land_mask(ds: xr.Dataset, lst: np.ndarray) -> np.ndarray:
     return land
 
 
+def _values(ds: xr.Dataset, name: str, path: Path, tolerance: float | None) -> np.ndarray:
+    """A variable as float32, checked against its physical range and units where lstfill knows
+    them (lstfill.ranges): a cube in other units is refused before any method sees it."""
+    values = np.asarray(ds[name].values, dtype=np.float32)
+    if not has_range(name):
+        return values
+    return check_range(values, name, path, ds[name].attrs.get("units"), tolerance)
+
+
 def _split_variables(
-    ds: xr.Dataset, path: Path
+    ds: xr.Dataset, path: Path, tolerance: float | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     dynamic: dict[str, np.ndarray] = {}
     static: dict[str, np.ndarray] = {}
@@ -147,14 +157,19 @@ def _split_variables(
             continue
         dims = tuple(var.dims)
         if dims == ("time", "y", "x"):
-            dynamic[str(name)] = np.asarray(var.values, dtype=np.float32)
+            dynamic[str(name)] = _values(ds, str(name), path, tolerance)
         elif dims == ("y", "x"):
-            static[str(name)] = np.asarray(var.values, dtype=np.float32)
+            static[str(name)] = _values(ds, str(name), path, tolerance)
     return dynamic, static
 
 
-def load_series(path: str | Path) -> LstSeries:
-    """Read a single NetCDF with `lst(time, y, x)` in K (NaN = gap) and optional static layers."""
+def load_series(path: str | Path, tolerance: float | None = None) -> LstSeries:
+    """Read a single NetCDF with `lst(time, y, x)` in K (NaN = gap) and optional static layers.
+
+    LST (where `lst_valid` says clear) and every covariate with a physical range must lie in it
+    (lstfill.ranges): above `tolerance` of a variable's values outside it (an LST in degrees
+    Celsius, say) the cube is refused, below it those values become NaN.
+    """
     path = Path(path)
     ds = _open(path)
     with ds:
@@ -164,7 +179,8 @@ def load_series(path: str | Path) -> LstSeries:
         lst = np.asarray(ds["lst"].values, dtype=np.float32)
         if "lst_valid" in ds:
             lst = np.where(np.asarray(ds["lst_valid"].values) == 1, lst, np.nan)
-        dynamic, static = _split_variables(ds, path)
+        lst = check_range(lst, "lst", path, ds["lst"].attrs.get("units"), tolerance)
+        dynamic, static = _split_variables(ds, path, tolerance)
         land = _land_mask(ds, lst)
         times = ds["time"].values
     order = np.argsort(times, kind="stable")
@@ -179,13 +195,14 @@ def load_series(path: str | Path) -> LstSeries:
     )
 
 
-def load_cubes(paths: Sequence[str | Path]) -> LstSeries:
-    """Stack lstfill datacubes (one acquisition each, same grid) into one series, time-ordered."""
+def load_cubes(paths: Sequence[str | Path], tolerance: float | None = None) -> LstSeries:
+    """Stack lstfill datacubes (one acquisition each, same grid) into one series, time-ordered;
+    each cube checked as :func:`load_series` checks it."""
     if not paths:
         raise InputError("(no cubes)", "no datacube to read")
     parts: list[LstSeries] = []
     for p in paths:
-        parts.append(load_series(p))
+        parts.append(load_series(p, tolerance))
     first = parts[0]
     for p, part in zip(paths, parts, strict=True):
         if part.grid != first.grid:

@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 from lstfill.device import job_device
 from lstfill.errors import InputError
 from lstfill.gapfill.dataset import read_patches, split_patches, write_patches
-from lstfill.gapfill.evaluate import evaluate_pairs, select_pairs
+from lstfill.gapfill.evaluate import evaluate_pairs, no_clear_targets, select_pairs
 from lstfill.gapfill.features import FeatureSet, check_features
 from lstfill.gapfill.inputs import FillResult, LstSeries, load_cubes, load_series
 from lstfill.gapfill.method import METHODS, method_key
@@ -218,6 +218,7 @@ def train(
         checkpoint_out,
         curve_out,
         title="gap-fill patch CNN",
+        inputs=[dataset, *cube_paths, split_path],
         extra={"split": split},
         progress=progress,
     )
@@ -259,6 +260,7 @@ def train_context(
         checkpoint_out,
         curve_out,
         title="gap-fill context U-Net",
+        inputs=[*cube_paths, split_path],
         extra={"split": split},
         progress=progress,
     )
@@ -285,7 +287,8 @@ def product_filler(filler: CnnFiller | ContextFiller, cfg: dict[str, Any]) -> Fi
 
 
 def _pairs(series: LstSeries, index: np.ndarray, ev: dict[str, Any], max_pairs: int) -> list[Any]:
-    """(target, donor) pairs with targets among the acquisitions `index` (any clear share)."""
+    """(target, donor) pairs with targets among the acquisitions `index` (any clear share but
+    none: an acquisition with no clear pixel is never a target, see `_no_clear_targets`)."""
     return select_pairs(
         series.valid_fraction(),
         target_min=0.0,
@@ -295,6 +298,17 @@ def _pairs(series: LstSeries, index: np.ndarray, ev: dict[str, Any], max_pairs: 
         max_pairs=max_pairs,
         seed=ev["seed"],
     )
+
+
+def _no_clear_targets(series: LstSeries, index: np.ndarray, days: str) -> list[str]:
+    """Ids of the acquisitions `index` (the `days`: validation or test) left out as targets
+    because they have no clear pixel, each logged at WARNING."""
+    ids = [
+        series.ids[i] for i in no_clear_targets(series.valid_fraction(), _allowed(series, index))
+    ]
+    for acq in ids:
+        log.warning("%s day %s has no clear pixel: it is no evaluation target", days, acq)
+    return ids
 
 
 def select(
@@ -319,6 +333,7 @@ def select(
         check_features(series, filler.features)
         fillers[method_key(filler)] = (filler, Path(path).name)
     val = _index(series, split["val"], split_path)
+    _no_clear_targets(series, val, "validation")
     pairs = _pairs(series, val, cfg["evaluation"], cfg["selection_pairs"])
     validation: dict[str, Any] = {}
     if pairs:
@@ -394,10 +409,12 @@ def predict(
     Bands: `lst` (observed where clear, the model where not), `filled` (1 where the model
     filled, 0 where observed), `uncertainty_90` (half-width in K of the 90 % interval; for
     observed pixels 1.645 × the ECOSTRESS LST_err when the cube has it, else 0). Water and
-    pixels outside the data are nodata (NaN). An all-cloud acquisition is filled by the model
-    alone, with a warning. The network runs on `device` (the job's gapfill.training.device).
-    The context model reads the region's other acquisitions too (`cube_paths`, which must
-    include `cube`): their LST gives its temporal neighbours and the persistent pattern.
+    pixels outside the data are nodata (NaN). The tags say how much was observed
+    (`clear_tags`); an acquisition with no clear pixel is filled by the model alone, with a
+    warning and a `no_clear_pixel` tag. The network runs on `device` (the job's
+    gapfill.training.device). The context model reads the region's other acquisitions too
+    (`cube_paths`, which must include `cube`): their LST gives its temporal neighbours and the
+    persistent pattern.
     """
     filler = load_filler(checkpoint, job_device(device, DEVICE_KEY))
     series, t = _target_series(cube, filler, cube_paths)
@@ -405,10 +422,13 @@ def predict(
         filler.hyper["chunk_rows"] = chunk_rows
     check_features(series, filler.features)
     visible = series.valid[t]
-    if not visible.any():
-        log.warning("%s: no clear pixel; the product is the model's prediction alone", cube)
-    result = filler.fill(series, t)
     land = series.land
+    clear = clear_tags(visible, land, cube)
+    if "no_clear_pixel" in clear:
+        log.warning(
+            "%s: %s; the product is the model's prediction alone", cube, clear["no_clear_pixel"]
+        )
+    result = filler.fill(series, t)
     lst = np.where(visible, series.lst[t], result.lst)
     if not np.isfinite(lst[land]).all():
         raise InputError(cube, "prediction left NaN on land pixels (non-finite features?)")
@@ -432,6 +452,7 @@ def predict(
             "model": MODEL_TITLES[method_key(filler)],
             "checkpoint": Path(checkpoint).name,
             "filled_pixels": n_filled,
+            **clear,
         },
         band_names=["lst", "filled", "uncertainty_90"],
         band_tags=[
@@ -463,6 +484,25 @@ def _target_series(
         raise InputError(cube, "the context model needs the region's other cubes to fill it")
     series = load_cubes(cube_paths)
     return series, int(_index(series, target.ids, cube)[0])
+
+
+def clear_tags(visible: np.ndarray, land: np.ndarray, cube: str | Path) -> dict[str, Any]:
+    """The product tags saying how much of it was observed: `clear_fraction` (share of the land
+    pixels observed clear) and `clear_pixels`; with no clear pixel, `no_clear_pixel` says why
+    (the cube's `no_clear_reason`: no overlap, no valid LST or cloud) and that the product is
+    model output alone."""
+    n_land = int(np.asarray(land, bool).sum())
+    n_clear = int((np.asarray(visible, bool) & land).sum())
+    tags: dict[str, Any] = {"clear_fraction": round(n_clear / max(n_land, 1), 6)}
+    tags["clear_pixels"] = n_clear
+    if n_clear == 0:
+        import xarray as xr
+
+        with xr.open_dataset(cube) as ds:
+            reason = ds.attrs.get("no_clear_reason")
+        why = f" ({reason})" if reason else ""
+        tags["no_clear_pixel"] = f"no clear pixel{why}: every land pixel is model output"
+    return tags
 
 
 def _lst_err(cube: str | Path) -> np.ndarray | None:
@@ -546,9 +586,14 @@ def evaluate(
     train_index = _index(series, split["train"], split_path)
     test_index = _index(series, split["test"], split_path)
     ev = cfg["evaluation"]
+    no_clear = _no_clear_targets(series, test_index, "test")
     pairs = _pairs(series, test_index, ev, ev["max_pairs"])
     if not pairs:
-        raise InputError(split_path, "no (test acquisition, donor mask) pair to evaluate on")
+        raise InputError(
+            split_path,
+            "no (test acquisition, donor mask) pair to evaluate on"
+            + (f" ({len(no_clear)} test days have no clear pixel)" if no_clear else ""),
+        )
     with threadpool_limits(threads):
         val_index = _index(series, split["val"], split_path)
         methods = evaluation_methods(series, fillers, train_index, cfg, val_index)
@@ -562,6 +607,8 @@ def evaluate(
         )
     model = f"model_{chosen['method']}"
     result["split"] = {k: split[k] for k in ("train", "val", "test")}
+    result["n_targets_excluded_no_clear"] = len(no_clear)
+    result["targets_excluded_no_clear"] = no_clear
     result["selected_method"] = chosen["method"]
     result["selection"] = chosen
     result["calibration"] = {method_key(f): f.calibration for f in fillers}

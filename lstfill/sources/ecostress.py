@@ -18,10 +18,18 @@ from pyproj import CRS
 
 from lstfill.errors import InputError
 from lstfill.io import read_raster, write_cog
+from lstfill.ranges import check_range, check_units
 from lstfill.raster import Raster
 
 LAYERS = ("LST", "LST_err", "QC", "cloud", "water", "height", "view_zenith")
 FLOAT_LAYERS = ("LST", "LST_err", "height", "view_zenith")
+# The float layers' lstfill variables, whose physical ranges (lstfill.ranges) are checked.
+VARIABLES = {
+    "LST": "lst",
+    "LST_err": "lst_err",
+    "height": "elevation",
+    "view_zenith": "view_zenith",
+}
 QC_NODATA = 65535
 MASK_NODATA = 255
 
@@ -163,11 +171,18 @@ def decode_qc(qc: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _read_layer(
-    folder: Path, gid: str, layer: str, expected_crs: str | CRS | None, ref: Raster | None
+    folder: Path,
+    gid: str,
+    layer: str,
+    expected_crs: str | CRS | None,
+    ref: Raster | None,
+    tolerance: float | None = None,
 ) -> Raster:
-    """Read one layer; InputError when its grid differs from the reference (LST) layer."""
+    """Read one layer; InputError when its grid differs from the reference (LST) layer, or its
+    units or values are not physical (LST's values are checked by the caller, on QC-valid
+    pixels only)."""
     path = layer_path(folder, gid, layer)
-    data, transform, crs, nodata, _ = read_raster(path, expected_crs=expected_crs)
+    data, transform, crs, nodata, tags = read_raster(path, expected_crs=expected_crs)
     raster = Raster(data, transform, crs.to_string(), nodata)
     if ref is not None:
         same = (
@@ -186,6 +201,11 @@ def _read_layer(
         out = data.astype(np.float32)
         if nodata is not None and not np.isnan(nodata):
             out[data == nodata] = np.nan
+        variable, units = VARIABLES[layer], tags.get("units")
+        if layer == "LST":
+            check_units(variable, units, path, name=layer)
+        else:
+            out = check_range(out, variable, path, units, tolerance, name=layer)
         raster.data, raster.nodata = out, float("nan")
     elif not np.issubdtype(data.dtype, np.integer):
         raise InputError(path, f"layer {layer} must hold integers, found {data.dtype}")
@@ -197,17 +217,20 @@ def read_granule(
     gid: str,
     expected_crs: str | CRS | None = None,
     max_mandatory_qa: int = 1,
+    tolerance: float | None = None,
 ) -> EcostressScene:
     """Read all layers of granule `gid` from `folder` and build the valid-LST mask.
 
     Valid: finite LST, QC mandatory <= `max_mandatory_qa`, data quality != 3 (bad data),
-    cloud == 0 and water == 0 (their nodata 255 counts as invalid).
+    cloud == 0 and water == 0 (their nodata 255 counts as invalid), and LST in its physical
+    range: above `tolerance` of the valid pixels out of range the granule is refused, below it
+    those pixels are invalid (lstfill.ranges).
     """
     folder = Path(folder)
     parsed = parse_granule_id(gid)
-    lst = _read_layer(folder, parsed.id, "LST", expected_crs, None)
+    lst = _read_layer(folder, parsed.id, "LST", expected_crs, None, tolerance)
     r = {
-        layer: _read_layer(folder, parsed.id, layer, expected_crs, lst)
+        layer: _read_layer(folder, parsed.id, layer, expected_crs, lst, tolerance)
         for layer in LAYERS
         if layer != "LST"
     }
@@ -221,7 +244,14 @@ def read_granule(
         & (cloud == 0)
         & (water == 0)
     )
-    lst.data = np.where(valid, lst.data, np.nan).astype(np.float32)
+    lst.data = check_range(
+        np.where(valid, lst.data, np.nan).astype(np.float32),
+        "lst",
+        layer_path(folder, parsed.id, "LST"),
+        tolerance=tolerance,
+        name="LST",
+    )
+    valid &= np.isfinite(lst.data)
     return EcostressScene(
         gid=parsed,
         time=parsed.time,

@@ -22,6 +22,7 @@ from pyproj.exceptions import CRSError
 
 from lstfill.errors import InputError
 from lstfill.io import atomic_output, check_file
+from lstfill.ranges import check_range
 from lstfill.raster import Raster
 
 PARAMETERS = ("T2M", "GL", "RH2M", "UU", "VV")
@@ -234,8 +235,15 @@ def _to_kelvin(path: Path, param: str, values: np.ndarray, units: str) -> np.nda
     raise InputError(path, f"{param} has unknown temperature units {units!r}")
 
 
-def read_inca(path: str | Path, expected_crs: str | None = INCA_CRS) -> IncaData:
-    """Read every INCA parameter in the file as float32 (time, y, x), north-up, T2M in K."""
+def read_inca(
+    path: str | Path, expected_crs: str | None = INCA_CRS, tolerance: float | None = None
+) -> IncaData:
+    """Read every INCA parameter in the file as float32 (time, y, x), north-up, T2M in K.
+
+    Each parameter (T2M after its conversion to kelvin) must lie in its physical range
+    (lstfill.ranges): above `tolerance` of its pixels outside it the file is refused, below it
+    those pixels become NaN.
+    """
     path = check_file(path)
     try:
         with netCDF4.Dataset(path, "r") as nc:
@@ -261,6 +269,7 @@ def read_inca(path: str | Path, expected_crs: str | None = INCA_CRS) -> IncaData
             y = np.asarray(nc.variables["y"][:], dtype=np.float64)
             transform, ascending = _axis_transform(path, x, y)
             fields: dict[str, np.ndarray] = {}
+            units: dict[str, str] = {}
             for param in params:
                 var = nc.variables[param]
                 if var.dimensions != ("time", "y", "x"):
@@ -269,8 +278,10 @@ def read_inca(path: str | Path, expected_crs: str | None = INCA_CRS) -> IncaData
                 values = np.ma.filled(var[:].astype(np.float32), np.nan)
                 if ascending:
                     values = values[:, ::-1, :]
+                units[param] = str(getattr(var, "units", ""))
                 if param == "T2M":
-                    values = _to_kelvin(path, param, values, getattr(var, "units", ""))
+                    values = _to_kelvin(path, param, values, units[param])
+                    units[param] = "K"
                 fields[param] = np.ascontiguousarray(values, dtype=np.float32)
     except InputError:
         raise
@@ -278,6 +289,9 @@ def read_inca(path: str | Path, expected_crs: str | None = INCA_CRS) -> IncaData
         raise InputError(path, f"cannot read NetCDF (corrupt or truncated?): {exc}") from exc
     if times.size == 0:
         raise InputError(path, "file has no time steps")
+    fields = {
+        p: check_range(v, p.lower(), path, units[p], tolerance, name=p) for p, v in fields.items()
+    }
     order = np.argsort(times)
     if not np.array_equal(order, np.arange(times.size)):
         times = times[order]

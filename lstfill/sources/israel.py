@@ -28,6 +28,7 @@ from affine import Affine
 
 from lstfill.errors import InputError
 from lstfill.io import atomic_output, check_file
+from lstfill.ranges import check_range
 from lstfill.sources.israel_grid import CRS_LATLON, spacing
 
 VARIABLE = "__xarray_dataarray_variable__"
@@ -230,7 +231,11 @@ def file_days(path: str | Path) -> tuple[int, np.ndarray]:
 
 
 def read_israel_lst(
-    path: str | Path, *, qa_strict: bool = False, days: Sequence[int] | None = None
+    path: str | Path,
+    *,
+    qa_strict: bool = False,
+    days: Sequence[int] | None = None,
+    tolerance: float | None = None,
 ) -> IsraelLst:
     """Read a yearly Israel LST file, north-up, sorted by day.
 
@@ -238,7 +243,9 @@ def read_israel_lst(
     3 or 1, daily LST where QA is 3 (the rest of the data set is gap-filled from a model).
     `days` (0-based days of the year) reads only those days, so a few days of a 1.4 GB year cost
     a few days' memory; a day the file lacks is an error.
-    Raises InputError naming the file when it is unreadable or not in this format.
+    Raises InputError naming the file when it is unreadable or not in this format, or when more
+    than `tolerance` of a band's LST lies outside its physical range (lstfill.ranges; fewer
+    such values become NaN).
     """
     path = check_file(path)
     days_wanted = None if days is None else [int(d) for d in days]
@@ -275,6 +282,14 @@ def read_israel_lst(
         raise
     except (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise InputError(path, f"cannot read NetCDF (corrupt or truncated?): {exc}") from exc
+    night, day, daily = (
+        check_range(values, "lst", path, tolerance=tolerance, name=f"band {band} ({which} LST)")
+        for values, band, which in (
+            (night, BAND_NIGHT, "night"),
+            (day, BAND_DAY, "day"),
+            (daily, BAND_DAILY, "daily"),
+        )
+    )
     if qa_strict:
         _apply_strict(night, day, daily, qa)
     order = np.argsort(days, kind="stable")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lstfill.errors import InputError
+from lstfill.ranges import check_range
 from lstfill.raster import Raster
 from lstfill.sources import hdfeos
 
@@ -133,8 +134,17 @@ def _date_from(path: Path, attrs: dict) -> date:
     return day
 
 
-def read_mod11a1(path: str | Path, overpass: str = "Day", max_lst_error_k: int = 2) -> ModisLST:
-    """Read the `overpass` ("Day" or "Night") LST, QC and view time of a MOD11A1 granule."""
+def read_mod11a1(
+    path: str | Path,
+    overpass: str = "Day",
+    max_lst_error_k: int = 2,
+    tolerance: float | None = None,
+) -> ModisLST:
+    """Read the `overpass` ("Day" or "Night") LST, QC and view time of a MOD11A1 granule.
+
+    QC-valid LST must lie in its physical range (lstfill.ranges): above `tolerance` of the valid
+    pixels outside it the granule is refused, below it those pixels are invalid.
+    """
     if overpass not in ("Day", "Night"):
         raise ValueError(f"overpass must be 'Day' or 'Night', got {overpass!r}")
     path, attrs, sds = hdfeos.read_granule(
@@ -148,6 +158,9 @@ def read_mod11a1(path: str | Path, overpass: str = "Day", max_lst_error_k: int =
     qc = qc.astype(np.uint8)
     valid = np.isfinite(lst) & lst_qc_valid(qc, max_lst_error_k)
     lst[~valid] = np.nan
+    name = f"LST_{overpass}_1km"
+    lst = check_range(lst, "lst", path, lst_attrs.get("units"), tolerance, name=name)
+    valid &= np.isfinite(lst)
     return ModisLST(
         date=_date_from(path, attrs),
         lst=Raster(lst, grid.transform, grid.crs, nodata=np.nan),
@@ -158,18 +171,29 @@ def read_mod11a1(path: str | Path, overpass: str = "Day", max_lst_error_k: int =
     )
 
 
-def read_mod09gq(path: str | Path) -> ModisRefl:
-    """Read red and NIR surface reflectance (0..1, NaN where fill) and QC of a MOD09GQ granule."""
-    path, attrs, sds = hdfeos.read_granule(path, ["sur_refl_b01_1", "sur_refl_b02_1", "QC_250m_1"])
+def read_mod09gq(path: str | Path, tolerance: float | None = None) -> ModisRefl:
+    """Read red and NIR surface reflectance (0..1, NaN where fill) and QC of a MOD09GQ granule.
+
+    Reflectance must lie in its physical range (lstfill.ranges): above `tolerance` of a band's
+    pixels outside it the granule is refused, below it those pixels become NaN.
+    """
+    names = ["sur_refl_b01_1", "sur_refl_b02_1", "QC_250m_1"]
+    path, attrs, sds = hdfeos.read_granule(path, names)
     (raw_red, red_attrs), (raw_nir, nir_attrs), (qc, _) = sds
     grid = hdfeos.grid_for(path, attrs, REFL_GRID, raw_red.shape)
     if raw_nir.shape != raw_red.shape or qc.shape != raw_red.shape:
         raise InputError(path, "reflectance and QC data sets differ in shape")
     crs = grid.crs
+    red, nir = (
+        check_range(
+            hdfeos.unscale(raw, a), "reflectance", path, a.get("units"), tolerance, name=name
+        )
+        for raw, a, name in ((raw_red, red_attrs, names[0]), (raw_nir, nir_attrs, names[1]))
+    )
     return ModisRefl(
         date=_date_from(path, attrs),
-        red=Raster(hdfeos.unscale(raw_red, red_attrs), grid.transform, crs, nodata=np.nan),
-        nir=Raster(hdfeos.unscale(raw_nir, nir_attrs), grid.transform, crs, nodata=np.nan),
+        red=Raster(red, grid.transform, crs, nodata=np.nan),
+        nir=Raster(nir, grid.transform, crs, nodata=np.nan),
         qc=qc.astype(np.uint16),
         path=path,
     )

@@ -19,6 +19,7 @@ from pyproj import CRS
 
 from lstfill.errors import InputError
 from lstfill.io import atomic_folder, read_raster, write_cog
+from lstfill.ranges import check_range
 from lstfill.raster import Raster
 
 BANDS_10M = ("B02", "B03", "B04", "B08")
@@ -212,11 +213,14 @@ def read_scene(
     bands: tuple[str, ...] = REFLECTANCE_BANDS,
     expected_crs: str | CRS | None = None,
     scl_invalid: tuple[int, ...] = SCL_INVALID_DEFAULT,
+    tolerance: float | None = None,
 ) -> S2Scene:
     """Read the reflectance of `bands` and the SCL of one scene folder.
 
     The offset comes from each file's BOA_ADD_OFFSET tag, falling back to the scene name's
-    baseline. Reflectance is not clipped: it may be slightly negative or above 1 as in the product.
+    baseline. Reflectance is not clipped: it may be slightly negative or above 1 as in the product,
+    within its physical range (lstfill.ranges): above `tolerance` of a band's pixels outside it
+    the scene is refused (unscaled DNs, a wrong offset), below it those pixels become NaN.
     """
     folder = Path(folder)
     try:
@@ -247,6 +251,7 @@ def read_scene(
             raise InputError(path, f"BOA_QUANTIFICATION_VALUE must be positive, got {quant}")
         refl = (dn.data.astype(np.float32) + np.float32(offset)) / np.float32(quant)
         refl[dn.data == dn.nodata] = np.nan
+        refl = check_range(refl, band.lower(), path, tags.get("units"), tolerance, name=band)
         reflectance[band] = Raster(refl.astype(np.float32), dn.transform, dn.crs, float("nan"))
     if 10 in refs:
         _check_extent(folder, refs[10], scl)

@@ -30,6 +30,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
 from lstfill.errors import InputError
 from lstfill.io import check_file, write_cog
+from lstfill.ranges import check_range
 from lstfill.raster import Raster
 
 PRODUCT = "SY_2_SYN"
@@ -206,12 +207,16 @@ def _load(path: Path, named: date | None, bands: Sequence[str] | None) -> tuple:
         return day, scale, clear_dn, dns, src.transform, crs
 
 
-def read_day(path: str | Path, bands: Sequence[str] | None = None) -> S3Day:
+def read_day(
+    path: str | Path, bands: Sequence[str] | None = None, tolerance: float | None = None
+) -> S3Day:
     """Read a day file: reflectance of `bands` (default: every reflectance band in the file) as
     float32 with NaN where DN is 0 or the pixel is not clear, and the uint8 CLEAR mask.
 
     InputError naming the file when it is missing, unreadable or truncated, lacks a requested
-    band or the CLEAR band, or its DATE tag disagrees with its name.
+    band or the CLEAR band, its DATE tag disagrees with its name, or more than `tolerance` of a
+    band's clear pixels lie outside the physical range of reflectance (lstfill.ranges; fewer
+    become NaN).
     """
     path = check_file(path)
     try:
@@ -233,6 +238,7 @@ def read_day(path: str | Path, bands: Sequence[str] | None = None) -> S3Day:
             raise InputError(path, f"band {band} must hold integer DNs, found {dn.dtype}")
         refl = dn.astype(np.float32) / np.float32(1 / scale)  # DN / 10000 rounds best
         refl[(dn == 0) | ~clear] = np.nan
+        refl = check_range(refl, band.lower(), path, tolerance=tolerance, name=band)
         reflectance[band] = Raster(refl, transform, crs, float("nan"))
     return S3Day(
         day=day,

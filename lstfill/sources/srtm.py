@@ -19,6 +19,7 @@ from pyproj import CRS
 
 from lstfill.errors import InputError
 from lstfill.io import atomic_output, check_file, read_raster
+from lstfill.ranges import check_range
 from lstfill.raster import Raster
 
 VOID = -32768
@@ -75,8 +76,10 @@ def _hgt_bytes(path: Path) -> tuple[bytes, str]:
     return path.read_bytes(), path.name
 
 
-def read_srtm(path: str | Path) -> Raster:
-    """Read a .hgt or .hgt.zip tile: float32 metres on EPSG:4326, NaN at voids."""
+def read_srtm(path: str | Path, tolerance: float | None = None) -> Raster:
+    """Read a .hgt or .hgt.zip tile: float32 metres on EPSG:4326, NaN at voids; heights outside
+    the physical range of elevation (lstfill.ranges) refuse the tile, or, when no more than
+    `tolerance` of them, become NaN."""
     path = check_file(path)
     raw, member = _hgt_bytes(path)
     n = int(round((len(raw) / 2) ** 0.5))
@@ -92,22 +95,26 @@ def read_srtm(path: str | Path) -> Raster:
     heights = np.frombuffer(raw, dtype=">i2").reshape(n, n)
     data = heights.astype(np.float32)
     data[heights == VOID] = np.nan
+    data = check_range(data, "elevation", path, tolerance=tolerance, name=member)
     step = 1.0 / _SIZES[n]
     # pixel-is-point: sample (0, 0) is at (lon, lat + 1), its cell reaches half a step beyond
     transform = Affine(step, 0.0, lon - step / 2, 0.0, -step, lat + 1 + step / 2)
     return Raster(data, transform, "EPSG:4326", nodata=np.nan)
 
 
-def read_dem(path: str | Path) -> Raster:
-    """Read a DEM: SRTM .hgt/.hgt.zip tiles or any GeoTIFF, as float32 metres with NaN nodata."""
+def read_dem(path: str | Path, tolerance: float | None = None) -> Raster:
+    """Read a DEM: SRTM .hgt/.hgt.zip tiles or any GeoTIFF, as float32 metres with NaN nodata,
+    checked against the physical range of elevation as :func:`read_srtm` does (an undeclared
+    nodata value such as -9999 shows up there)."""
     path = Path(path)
     name = path.name.lower()
     if name.endswith((".hgt", ".hgt.zip")):
-        return read_srtm(path)
-    data, transform, crs, nodata, _ = read_raster(path)
+        return read_srtm(path, tolerance)
+    data, transform, crs, nodata, tags = read_raster(path)
     out = data.astype(np.float32)
     if nodata is not None and not np.isnan(nodata):
         out[data == nodata] = np.nan
+    out = check_range(out, "elevation", path, tags.get("units"), tolerance)
     epsg = crs.to_epsg()
     return Raster(out, transform, f"EPSG:{epsg}" if epsg else crs.to_wkt(), nodata=np.nan)
 

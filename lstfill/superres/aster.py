@@ -44,6 +44,7 @@ from scipy import ndimage
 
 from lstfill.io import read_raster
 from lstfill.metrics import finite_mean
+from lstfill.ranges import check_range
 from lstfill.raster import Raster
 from lstfill.superres.baselines import Predict, bicubic
 from lstfill.superres.evaluate import quality_metrics
@@ -134,10 +135,23 @@ def grid_offset(lst: Raster, ndvi: Raster) -> tuple[int, int]:
     return r, c
 
 
+def _check(raster: Raster, variable: str, path: Path, *, blank: bool = True) -> Raster:
+    raster.data = check_range(raster.data, variable, path, name=path.name, blank=blank)
+    return raster
+
+
 def load_pair(pair_dir: Path, manifest: dict[int, tuple[int, int]]) -> Pair:
     """One pair, its offset from the transforms; ValueError where manifest.csv or meta.json
-    states another."""
+    states another, InputError where a raster is not in its physical range (lstfill.ranges).
+
+    Stray out-of-range pixels become NaN in NDVI and ASTER LST (ASTER below 270 K is never
+    scored anyway) but are kept, and logged, in the MODIS LST: the set's README documents one
+    (a 402 K pixel of pair 15), and the published protocol scores the methods on it as it is.
+    """
     lst, ndvi, aster = (_read(pair_dir / name) for name in FILES)
+    lst = _check(lst, "lst", pair_dir / FILES[0], blank=False)
+    ndvi = _check(ndvi, "ndvi", pair_dir / FILES[1])
+    aster = _check(aster, "lst", pair_dir / FILES[2])
     if ndvi.data.shape != (lst.data.shape[0] * FACTOR, lst.data.shape[1] * FACTOR):
         raise ValueError(f"{pair_dir}: NDVI {ndvi.data.shape} is not LST {lst.data.shape} x4")
     shift = grid_offset(lst, ndvi)

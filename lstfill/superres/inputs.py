@@ -27,6 +27,7 @@ from lstfill.cube import write_cube
 from lstfill.errors import InputError
 from lstfill.indices import normalised_difference
 from lstfill.io import load_netcdf
+from lstfill.ranges import check_range
 from lstfill.sources import modis
 
 
@@ -58,10 +59,12 @@ def build_day_scene(
     *,
     max_lst_error_k: int = 2,
     max_modland_qa: int = 1,
+    tolerance: float | None = None,
 ) -> DayScene:
-    """Read a MOD11A1 granule (day overpass) and the MOD09GQ granule of the same day and tile."""
-    lst = modis.read_mod11a1(lst_path, "Day", max_lst_error_k)
-    refl = modis.read_mod09gq(refl_path)
+    """Read a MOD11A1 granule (day overpass) and the MOD09GQ granule of the same day and tile,
+    both checked against their physical ranges with `tolerance` (lstfill.ranges)."""
+    lst = modis.read_mod11a1(lst_path, "Day", max_lst_error_k, tolerance)
+    refl = modis.read_mod09gq(refl_path, tolerance)
     if lst.date != refl.date:
         raise InputError(refl_path, f"is of {refl.date}, the LST granule {lst_path} of {lst.date}")
     h, w = lst.lst.data.shape
@@ -124,8 +127,10 @@ def write_day_scene(scene: DayScene, path: str | Path) -> Path:
     return write_cube(ds, path)
 
 
-def read_day_scene(path: str | Path) -> DayScene:
-    """Read a day scene written by `write_day_scene`; InputError naming the file otherwise."""
+def read_day_scene(path: str | Path, tolerance: float | None = None) -> DayScene:
+    """Read a day scene written by `write_day_scene`; InputError naming the file otherwise, or
+    when its LST or NDVI is not in its physical range and units (lstfill.ranges: more than
+    `tolerance` out of range refuses the scene, fewer such values become NaN)."""
     ds = load_netcdf(path, "MODIS day scene")
     for key in ("lst", "ndvi"):
         if key not in ds:
@@ -133,10 +138,14 @@ def read_day_scene(path: str | Path) -> DayScene:
     for key in ("date", "transform", "factor", "crs"):
         if key not in ds.attrs:
             raise InputError(path, f"has no attribute {key!r}; is it a MODIS day scene?")
+    lst, ndvi = (
+        check_range(ds[k].values.astype(np.float32), k, path, ds[k].attrs.get("units"), tolerance)
+        for k in ("lst", "ndvi")
+    )
     return DayScene(
         date=dt.date.fromisoformat(ds.attrs["date"]),
-        lst=ds["lst"].values.astype(np.float32),
-        ndvi=ds["ndvi"].values.astype(np.float32),
+        lst=lst,
+        ndvi=ndvi,
         transform=Affine(*np.asarray(ds.attrs["transform"], dtype=float)),
         crs=str(ds.attrs["crs"]),
         factor=int(ds.attrs["factor"]),

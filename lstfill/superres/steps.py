@@ -95,6 +95,7 @@ def train(
         checkpoint_out,
         curve_out,
         title=f"SIF-NN-SR {variant}",
+        inputs=[patches],
         progress=progress,
     )
     return model
@@ -103,8 +104,9 @@ def train(
 def predict(scene_path: str | Path, checkpoint: str | Path, device: str, out: str | Path) -> float:
     """Sharpen one day scene to a 250 m COG on `device` (the job's superres.training.device);
     returns (and tags) the energy-conservation residual: RMS of the PSF-degraded product minus
-    the coarse input (K). An all-cloud day gets an all-nodata product with a warning (NaN
-    residual)."""
+    the coarse input (K). Tags `clear_fraction`, the share of the scene's 1 km pixels with
+    valid LST. An all-cloud day gets an all-nodata product with a warning, NaN residual,
+    clear_fraction 0 and a `no_clear_pixel` tag."""
     from lstfill.method import load_method
     from lstfill.superres.method import DEVICE_KEY, METHODS, energy_residual
 
@@ -116,13 +118,18 @@ def predict(scene_path: str | Path, checkpoint: str | Path, device: str, out: st
             checkpoint,
             f"was trained for factor {model.factor}, the scene {scene_path} has {scene.factor}",
         )
-    if np.isfinite(scene.lst).any():
+    clear: dict[str, Any] = {"clear_fraction": round(float(np.isfinite(scene.lst).mean()), 6)}
+    if clear["clear_fraction"] > 0:
         fine = model.predict(scene.lst, scene.ndvi, dev)
         resid = energy_residual(fine, scene.lst, scene.factor, model.loss_cfg.mtf)
     else:  # an all-cloud day: nothing to sharpen, but the day still gets its (empty) product
-        log.warning("%s has no valid LST pixel; writing an all-nodata product", scene_path)
+        log.warning(
+            "%s has no valid LST pixel (clear_fraction 0); writing an all-nodata product",
+            scene_path,
+        )
         fine = np.full(scene.ndvi.shape, np.nan, dtype=np.float32)
         resid = float("nan")
+        clear["no_clear_pixel"] = "no valid LST pixel (cloud or fill): the product is all nodata"
     write_cog(
         out,
         fine,
@@ -134,6 +141,7 @@ def predict(scene_path: str | Path, checkpoint: str | Path, device: str, out: st
             "units": "K",
             "method": f"SIF-NN-SR {model.loss_cfg.variant}",
             "energy_residual_rms_k": f"{resid:.4f}",
+            **clear,
         },
         band_names=["lst"],
     )

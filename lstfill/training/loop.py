@@ -29,6 +29,7 @@ from lstfill.training.settings import TrainConfig
 from lstfill.training.workdir import (
     BEST,
     LAST,
+    RESUME_FORMAT,
     atomic_save,
     check_resume_options,
     read_resume_state,
@@ -108,8 +109,8 @@ def fit(
     state = _Progress()
 
     last_path = workdir / LAST
-    if last_path.exists():
-        ckpt = read_resume_state(last_path)
+    ckpt = read_resume_state(last_path) if last_path.exists() else None
+    if ckpt is not None:
         check_resume_options(ckpt["config"], cfg, workdir)
         state = _Progress(
             history=ckpt["history"],
@@ -188,6 +189,7 @@ def fit(
         )
         atomic_save(
             {
+                "format": RESUME_FORMAT,
                 "model": _cpu_state(model),
                 "optimiser": optimiser.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,

@@ -44,8 +44,9 @@ SLOPE_X = 0.1  # DEM rises 0.1 m per metre eastwards
 
 
 def t2m_celsius(x, y, hour):
-    """The linear test field (x, y in EPSG:31287 metres)."""
-    return 15.0 + 0.001 * (x - 400000) + 0.5 * hour
+    """The linear test field (x, y in EPSG:31287 metres), about 15 °C over the region (x near
+    252 km) and so in the physical range the reader checks."""
+    return 15.0 + 0.001 * (x - 252000) + 0.5 * hour
 
 
 def _ecostress(raw, cloud_all=False, crs="EPSG:32632", time=TIME):

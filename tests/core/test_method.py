@@ -77,7 +77,7 @@ def test_train_method_writes_checkpoint_and_curve_and_load_method_rebuilds_it(tm
     x = np.array([-0.5, 0.0, 0.5], np.float32)
     np.testing.assert_allclose(loaded.predict(x), 3.0 * x - 1.0, atol=0.05)
     np.testing.assert_array_equal(loaded.predict(x), method.predict(x))
-    ckpt = torch.load(tmp_path / "model.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "model.pt", weights_only=True)
     assert ckpt["extra"]["best_epoch"] == result.best_epoch
     assert ckpt["extra"]["note"] == "test" and len(ckpt["extra"]["history"]) == len(result.history)
 

@@ -225,7 +225,9 @@ def test_workflow_fetches_inca_and_fails_fast_without_earthdata(httpserver, no_c
     serve_inca(httpserver)
     wd = no_credentials / "wd"
     (wd / "config").mkdir(parents=True)
-    cfg = {"regions": {"v": small_region(httpserver.url_for(INCA_PATH))}}
+    region = small_region(httpserver.url_for(INCA_PATH))
+    region["end"] = "2023-07-11"  # a period the workflow's day splits can be made from
+    cfg = {"regions": {"v": region}}
     (wd / "config/config.yaml").write_text(yaml.safe_dump(cfg))
     env = {k: v for k, v in __import__("os").environ.items() if k not in CREDENTIAL_VARS}
     env["HOME"] = str(no_credentials)

@@ -636,6 +636,7 @@ def test_workflow_job_fetches_one_day(httpserver, no_credentials):
     wd = no_credentials / "wd"
     (wd / "config").mkdir(parents=True)
     region = small_region(sentinel3=service)
+    region["end"] = "2023-07-11"  # a period the workflow's day splits can be made from
     (wd / "config/config.yaml").write_text(yaml.safe_dump({"regions": {"v": region}}))
     env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_VARS}
     env |= {

@@ -672,7 +672,7 @@ def test_training_twice_gives_the_same_weights(e2e, tmp_path) -> None:
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         _train_space(e2e, cfg, tmp_path / name, name)
-        weights.append(torch.load(tmp_path / name / "m.pt", weights_only=False)["state_dict"])
+        weights.append(torch.load(tmp_path / name / "m.pt", weights_only=True)["state_dict"])
     for key, value in weights[0].items():
         assert torch.equal(value, weights[1][key]), key
 

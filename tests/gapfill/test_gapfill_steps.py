@@ -346,14 +346,14 @@ def test_train_resumes_after_interruption(region, tmp_path, caplog):
     steps.train(*args, _config(epochs=1), first, tmp_path / "c1.png", work)
     h1 = load_checkpoint(first)["extra"]["history"]
     assert len(h1) == 1
-    assert torch.load(work / "last.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(work / "last.pt", weights_only=True)["epoch"] == 1
     with caplog.at_level(logging.INFO, logger="lstfill.training"):
         steps.train(*args, _config(epochs=2), second, tmp_path / "c2.png", work)
     assert any("resuming from epoch 1" in r.getMessage() for r in caplog.records)
     h2 = load_checkpoint(second)["extra"]["history"]
     assert [h["epoch"] for h in h2] == [1, 2]
     assert h2[0] == h1[0]
-    assert torch.load(work / "last.pt", weights_only=False)["epoch"] == 2
+    assert torch.load(work / "last.pt", weights_only=True)["epoch"] == 2
     # an interrupted-and-resumed run ends where an uninterrupted one does
     full = load_checkpoint(region["checkpoint"])["extra"]["history"]
     for a, b in zip(h2, full, strict=True):

@@ -257,8 +257,8 @@ def test_training_twice_gives_the_same_weights(sr_region, tmp_path):
         tmp_path / "work",
         progress=False,
     )
-    first = torch.load(root / "m.pt", weights_only=False)
-    again = torch.load(tmp_path / "m.pt", weights_only=False)
+    first = torch.load(root / "m.pt", weights_only=True)
+    again = torch.load(tmp_path / "m.pt", weights_only=True)
     key = next(k for k in first if "state" in k)
     for name, value in first[key].items():
         assert torch.equal(value, again[key][name]), name

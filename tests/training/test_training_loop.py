@@ -12,7 +12,7 @@ from torch.utils.data import TensorDataset
 
 from lstfill.device import resolve_device
 from lstfill.errors import ConfigError, InputError, LstfillError
-from lstfill.training.checkpoint import load_checkpoint, save_checkpoint
+from lstfill.training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from lstfill.training.curves import plot_training_curve
 from lstfill.training.loop import fit
 from lstfill.training.settings import TrainConfig
@@ -101,7 +101,7 @@ def test_early_stopping_loads_best_state(tmp_path: Path) -> None:
     assert result.best_epoch == 1
     vals = [h["val_loss"] for h in result.history]
     assert vals == sorted(vals)
-    last = torch.load(tmp_path / "last.pt", weights_only=False)
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
     assert float(last["model"]["weight"]) > float(result.best_state["weight"]) > 0
     torch.testing.assert_close(model.weight.detach(), result.best_state["weight"])
 
@@ -228,7 +228,7 @@ def test_checkpoint_round_trip_and_bad_file(tmp_path: Path) -> None:
         config={"epochs": 3},
     )
     ckpt = load_checkpoint(path)
-    assert ckpt["format"] == "lstfill-checkpoint-1"
+    assert ckpt["format"] == CHECKPOINT_FORMAT == "lstfill-checkpoint-2"
     assert ckpt["model_name"] == "linear"
     assert ckpt["extra"] == {}
     assert ckpt["lstfill_version"] != "unknown"
