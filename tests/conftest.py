@@ -4,6 +4,7 @@ and the tiny demo region run once per session for the workflow tests."""
 import importlib.util
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,18 @@ CREDENTIAL_VARS = (
     "LSTFILL_SECRETS",
     "NETRC",
 )
+
+
+@pytest.fixture(autouse=True)
+def _keep_signal_handlers():
+    """Tests that call `lstfill.cli.main` or `setup_logging` install lstfill's stop handlers and
+    excepthook; pytest's own (Ctrl-C ends the session cleanly) come back after each test."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    hook = sys.excepthook
+    yield
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+    sys.excepthook = hook
 
 
 @pytest.fixture
