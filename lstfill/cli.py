@@ -284,6 +284,12 @@ def cmd_step(args: argparse.Namespace) -> None:
     """Run the step's rule for its targets, and no other rule: a step whose inputs another rule
     must first make (or remake) is refused, naming those rules."""
     cfg = load_config(args.config, plan=True)
+    if args.out is not None:  # another project folder: its resources/, results/ and logs/
+        args.config = args.config.resolve()
+        args.profile = args.profile.resolve() if args.profile else None
+        if not args.out.is_dir():
+            raise LstfillError(f"--out {args.out}: no such folder")
+        os.chdir(args.out)
     spec = STEPS[args.job][args.step]
     targets = step_targets(cfg, args.job, args.step, args)
     try:
@@ -512,6 +518,12 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--profile", type=Path, help="Snakemake profile (profiles/slurm)")
             s.add_argument("--force", action="store_true", help="run even if up to date")
             s.add_argument("--dry-run", action="store_true", help="show the jobs only")
+            s.add_argument(
+                "--out",
+                type=Path,
+                help="the folder whose resources/, results/ and logs/ the step reads and "
+                "writes (default: the current one)",
+            )
             s.set_defaults(func=cmd_step, job=job, step=name)
     return parser
 

@@ -201,9 +201,10 @@ def test_an_unknown_region_in_a_target_path_is_one_clear_line(tmp_path, target, 
 def test_a_step_runs_its_rule_and_nothing_else(tmp_path, capsys, monkeypatch):
     """`lstfill demo region` runs rule demo_region; the next step without its inputs is refused
     in one line."""
-    workdir = tiny_workdir(tmp_path)
-    monkeypatch.chdir(workdir)
-    assert main(["demo", "region", "--cores", "1"]) == 0
+    workdir = tiny_workdir(tmp_path / "project")
+    monkeypatch.chdir(tmp_path)
+    config = str(workdir / "config/config.yaml")
+    assert main(["demo", "region", "--config", config, "--out", str(workdir), "--cores", "1"]) == 0
     assert (workdir / "resources/tiny/raw/ecostress").is_dir()
     assert not (workdir / "resources/tiny/inventory.json").exists()  # the next rule did not run
     assert (workdir / "logs/demo_region/tiny.log").is_file()
@@ -212,6 +213,7 @@ def test_a_step_runs_its_rule_and_nothing_else(tmp_path, capsys, monkeypatch):
     assert "no inventory yet" in line
     line = _user_error(capsys, ["downscale", "dem", "--dry-run"])
     assert "`downscale dem` needs other steps to run first: demo_israel (1 job)" in line
+    assert not (tmp_path / "resources").exists()  # --out: nothing outside the project folder
 
 
 def test_a_split_the_data_cannot_give_is_a_user_error():
