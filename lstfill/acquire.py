@@ -21,7 +21,7 @@ from rasterio.windows import Window
 
 from lstfill.config import region_dates
 from lstfill.errors import InputError
-from lstfill.grid import Grid, grid_from_config
+from lstfill.grid import Grid, grid_from_config, tile_epsg
 from lstfill.inventory import CLOUD, NO_OVERLAP, NO_VALID_LST, acquisition_id
 from lstfill.io import atomic_output
 from lstfill.sources import ecostress, inca, landcover, modis, sentinel2, sentinel3, srtm
@@ -183,11 +183,6 @@ def granule_status(folder: str | Path, gid: str, grid: Grid) -> str:
     if (~np.ma.getmaskarray(lst) & np.isfinite(lst.data)).any():
         return HAS_LST
     return CLOUD if _flags_cloud(folder, gid, window) else NO_VALID_LST
-
-
-def tile_epsg(tile: str) -> int:
-    """EPSG code of the UTM zone of an MGRS tile such as ``32TPT`` (the CRS of its granules)."""
-    return (32700 if tile[2].upper() < "N" else 32600) + int(tile[:2])
 
 
 def region_window(src: rasterio.io.DatasetReader, grid: Grid) -> Window | None:

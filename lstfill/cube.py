@@ -22,9 +22,9 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 import lstfill
-from lstfill.acquire import granule_status, tile_epsg
+from lstfill.acquire import granule_status
 from lstfill.errors import InputError
-from lstfill.grid import Grid
+from lstfill.grid import Grid, tile_epsg
 from lstfill.indices import compute_indices
 from lstfill.inventory import (
     CLOUD,

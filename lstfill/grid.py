@@ -122,6 +122,12 @@ class Grid:
         return cls(f"EPSG:{epsg}", Affine(resolution, 0, west, 0, -resolution, north), n, n)
 
 
+def tile_epsg(tile: str) -> int:
+    """EPSG code of the UTM zone of an MGRS tile such as ``32TPT`` (the CRS of its granules):
+    WGS 84 / UTM north, or south for latitude bands C..M."""
+    return (32700 if tile[2].upper() < "N" else 32600) + int(tile[:2])
+
+
 def mgrs_tile_origin(tile: str) -> tuple[int, float, float]:
     """EPSG code and upper-left (west, north) UTM corner of an MGRS 100 km tile like ``32TPT``.
 
@@ -142,8 +148,7 @@ def mgrs_tile_origin(tile: str) -> tuple[int, float, float]:
     easting = (cols.index(col) + 1) * 100_000.0
     row_idx = (_ROW_LETTERS.index(row) - (5 if zone % 2 == 0 else 0)) % 20
     northing = row_idx * 100_000.0
-    south = band < "N"
-    epsg = (32700 if south else 32600) + zone
+    epsg = tile_epsg(t)
     band_lat = -80.0 + 8.0 * _BAND_LETTERS.index(band)
     to_utm = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
     _, band_min_northing = to_utm.transform(-183.0 + 6.0 * zone, band_lat)

@@ -7,6 +7,7 @@ Standard library only, so that a dry run or --lint needs no scientific stack.
 from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
+from lstfill.downscale import targets as downscale_targets
 from lstfill.downscale.targets import DEMO_LST_NAME
 from lstfill.errors import LstfillError
 
@@ -72,3 +73,16 @@ def pick(kind: str, name: str, have: Mapping[str, T] | Sequence[str], where: str
     names = sorted(have)
     shown = ", ".join(names[:6]) + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
     raise LstfillError(f"{kind} {name!r} is not in {where} (have: {shown or 'none'})")
+
+
+def downscale_files(cfg: dict, region: str) -> dict[str, list[str]]:
+    """{"lst": yearly LST files, "dem": DEM files} of downscaling region `region` (a demo
+    region's: the files rule demo_israel writes)."""
+    demo = (DS_DEMO_LST.format(region=region), DS_DEMO_DEM.format(region=region))
+    return downscale_targets.region_files(cfg, region, *demo)
+
+
+def downscale_samples_key(cfg: dict, region: str) -> str:
+    """The {key} of a downscaling region's samples: the hash of what they depend on."""
+    params = downscale_targets.sample_params(cfg, downscale_files(cfg, region))
+    return downscale_targets.samples_key(params)

@@ -6,6 +6,8 @@
 from lstfill.config import validate_config
 from lstfill.layout import (
     pick,
+    downscale_samples_key,
+    downscale_files as layout_downscale_files,
     REGION_DIR,
     RAW_DIR,
     TRUTH_DIR,
@@ -277,17 +279,18 @@ def downscale_block(region):
 def downscale_files(region):
     """{"lst": yearly LST files, "dem": DEM files} of a downscaling region."""
     downscale_block(region)
-    demo = (DS_DEMO_LST.format(region=region), DS_DEMO_DEM.format(region=region))
-    return downscale_targets.region_files(config, region, *demo)
+    return layout_downscale_files(config, region)
 
 
-def downscale_sample_params(region):
-    """What a region's samples depend on; their file is named by its hash (a cache per setting)."""
-    return downscale_targets.sample_params(config, downscale_files(region))
+def samples_key(region):
+    """The samples of a region are named by the hash of what they depend on (a cache per
+    setting)."""
+    downscale_block(region)
+    return downscale_samples_key(config, region)
 
 
 def downscale_samples(wildcards):
-    key = downscale_targets.samples_key(downscale_sample_params(wildcards.region))
+    key = samples_key(wildcards.region)
     return {
         "samples": DS_SAMPLES.format(region=wildcards.region, key=key),
         "info": DS_SAMPLES_INFO.format(region=wildcards.region, key=key),
@@ -296,7 +299,7 @@ def downscale_samples(wildcards):
 
 def downscale_days(region):
     """The days (YYYYMMDD) of a region's samples, once the samples checkpoint has run."""
-    key = downscale_targets.samples_key(downscale_sample_params(region))
+    key = samples_key(region)
     info = checkpoints.downscale_samples.get(region=region, key=key).output.info
     return downscale_targets.days_of(info)
 

@@ -5,9 +5,9 @@ on artificial gaps of the validation days and names the product's method (`gapfi
 the lowest validation RMSE for `auto`); `predict_selected` fills each acquisition with it;
 `evaluate` scores every method and every baseline on the same hidden pixels of the test days.
 Each step reads files and the `gapfill` config section and writes its outputs atomically; the
-Snakemake rules (rules/gapfill.smk) and the `lstfill gapfill-*` commands call these functions.
-The module stays whole (about 570 lines): the steps share the split, index and loading helpers,
-and one file per rule would import each other in a circle.
+Snakemake rules (rules/gapfill.smk), and through them the `lstfill gapfill <step>` commands,
+call these functions. The module stays whole (about 620 lines): the steps share the split, index,
+loading and product-tag helpers, and one file per rule would import each other in a circle.
 """
 
 from __future__ import annotations
