@@ -46,3 +46,15 @@ def write_fake_cube(
         ds[name].attrs["grid_mapping"] = "spatial_ref"
     ds.attrs.update(attrs or {})
     return write_cube(ds, path)
+
+
+def demo_region_config(grid: Grid) -> dict[str, Any]:
+    """The `regions` section of a config whose one region, `demo`, is `grid` in July 2023."""
+    return {
+        "demo": {
+            "source": "demo",
+            "start": "2023-07-01",
+            "end": "2023-07-31",
+            "grid": {"crs": grid.crs, "bounds": list(grid.bounds), "resolution": grid.res[0]},
+        }
+    }

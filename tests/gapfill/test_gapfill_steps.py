@@ -15,7 +15,7 @@ import rasterio
 import torch
 import xarray as xr
 from affine import Affine
-from fakes.cubes import write_fake_cube
+from fakes.cubes import demo_region_config, write_fake_cube
 from scipy import ndimage
 
 from lstfill.config import validate_config
@@ -50,14 +50,7 @@ ACQ = [
 
 def _config(**training) -> dict:
     raw = {
-        "regions": {
-            "demo": {
-                "source": "demo",
-                "start": "2023-07-01",
-                "end": "2023-07-31",
-                "grid": {"crs": "EPSG:32632", "bounds": list(GRID.bounds), "resolution": 70},
-            }
-        },
+        "regions": demo_region_config(GRID),
         "gapfill": {
             "features": {"numeric": NUMERIC, "categorical": ["water"]},
             "model": {"filters": [8, 8, 8, 8], "dense": 8},

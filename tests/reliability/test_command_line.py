@@ -10,7 +10,8 @@ import pytest
 import yaml
 from conftest import ROOT, SNAKEMAKE, tiny_workdir
 
-from lstfill.cli import STEPS, build_parser, main, snakemake_command, step_targets
+from lstfill.cli import build_parser, main
+from lstfill.commands import STEPS, snakemake_command, step_targets
 from lstfill.config import load_config
 
 TINY = ROOT / "config/test/tiny.yaml"

@@ -21,7 +21,7 @@ import rasterio
 import torch
 import xarray as xr
 from affine import Affine
-from fakes.cubes import write_fake_cube
+from fakes.cubes import demo_region_config, write_fake_cube
 from pyproj import Transformer
 from scipy import ndimage
 
@@ -254,14 +254,7 @@ NO_CLEAR = 3
 
 def _gf_config() -> dict:
     raw = {
-        "regions": {
-            "demo": {
-                "source": "demo",
-                "start": "2023-07-01",
-                "end": "2023-07-31",
-                "grid": {"crs": "EPSG:32632", "bounds": list(GF_GRID.bounds), "resolution": 70},
-            }
-        },
+        "regions": demo_region_config(GF_GRID),
         "gapfill": {
             "features": {"numeric": NUMERIC, "categorical": ["water"]},
             "model": {"filters": [8, 8, 8, 8], "dense": 8},

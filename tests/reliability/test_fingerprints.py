@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from fakes.methods import LinearMethod
 from torch.utils.data import TensorDataset
 
 from lstfill.errors import InputError
@@ -22,38 +22,25 @@ from lstfill.splits import TEST, TRAIN, VAL
 from lstfill.superres import steps as superres_steps
 from lstfill.superres.dataset import PatchPairs, read_patch_pairs, write_patch_pairs
 from lstfill.training.checkpoint import load_checkpoint
-from lstfill.training.loop import TrainResult, fit
+from lstfill.training.loop import TrainResult
 from lstfill.training.settings import TrainConfig
 from lstfill.training.workdir import input_digests
 
 torch.set_num_threads(1)
 
 
-class LinearMethod:
-    """y = a·x + b trained on arrays read from .npy files."""
-
-    name = "test-linear"
+class NpyLinearMethod(LinearMethod):
+    """The linear method trained on arrays read from .npy files (training, validation)."""
 
     def __init__(self, epochs: int) -> None:
-        self.cfg = TrainConfig(
-            epochs=epochs, batch_size=16, learning_rate=0.05, lr_schedule="none", device="cpu"
+        super().__init__(
+            TrainConfig(
+                epochs=epochs, batch_size=16, learning_rate=0.05, lr_schedule="none", device="cpu"
+            )
         )
-        torch.manual_seed(0)
-        self.net = nn.Linear(1, 1)
 
     def fit(self, data: Any, workdir: str | Path, *, progress: bool = True) -> TrainResult:
-        train, val = (_dataset(np.load(p)) for p in data)
-        return fit(self.net, train, val, nn.MSELoss(), self.cfg, workdir, progress=progress)
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "model_name": self.name,
-            "model_kwargs": {},
-            "state_dict": self.net.state_dict(),
-            "normalisation": {},
-            "features": {},
-            "config": {},
-        }
+        return super().fit([_dataset(np.load(p)) for p in data], workdir, progress=progress)
 
 
 def _dataset(x: np.ndarray) -> TensorDataset:
@@ -65,7 +52,7 @@ def _train(tmp_path: Path, files: list[Path], epochs: int, caplog) -> TrainResul
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="lstfill.training"):
         return train_method(
-            LinearMethod(epochs),
+            NpyLinearMethod(epochs),
             files,
             {"training": {"epochs": epochs, "lr": 0.05}},
             tmp_path / "work",
