@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml $(PINS)
 	# GDAL: installed where gdal-config exists (apt-get install libgdal-dev), else its tests skip.
 	if command -v gdal-config >/dev/null; then \
 		$(PY) -m pip install --quiet "GDAL==$$(gdal-config --version)" pymodis -c $(PINS); fi
+	# The viewer's JavaScript libraries (pinned npm tarballs, integrity-checked) into the user cache.
+	$(PY) -m lstfill.viewer.vendor
 	touch $(STAMP)
 
 demo: $(STAMP)

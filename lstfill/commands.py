@@ -92,6 +92,19 @@ def _downscale_days(cfg: dict, region: str) -> list[str]:
     return days_of(info)
 
 
+def _region_jobs(cfg: dict, region: str) -> list[str]:
+    from lstfill.report_tables import region_jobs
+
+    return region_jobs(read_region_inventory(cfg, region), cfg["fusion"]["coarse"])
+
+
+def _metric_jobs(cfg: dict, region: str) -> list[str]:
+    from lstfill.report_tables import evaluated_jobs
+
+    inv = read_region_inventory(cfg, region)
+    return evaluated_jobs(cfg["regions"][region], inv, cfg["fusion"]["coarse"])
+
+
 STEPS: dict[str, dict[str, Step]] = {
     "demo": {
         "region": Step("demo_region", layout.RAW_DIR, "synthesise a demo region's raw files"),
@@ -156,6 +169,36 @@ STEPS: dict[str, dict[str, Step]] = {
             "report_quicklook", layout.QUICKLOOK, "a cube's PNG", "acquisition", _acquisitions
         ),
         "cubes": Step("report_cubes", layout.CUBE_TABLE, "the table of the region's cubes"),
+        "metrics": Step(
+            "report_metrics", layout.REPORT_METRICS, "a job's metric tables", "job", _metric_jobs
+        ),
+        "runs": Step("report_runs", layout.REPORT_RUNS, "the table of the region's trained models"),
+        "downscale-metrics": Step(
+            "report_metrics",
+            layout.REPORT_METRICS.replace("{job}", "downscale"),
+            "a downscaling region's metric tables",
+            downscale=True,
+        ),
+        "downscale-runs": Step(
+            "report_runs", layout.REPORT_RUNS, "a downscaling region's runs table", downscale=True
+        ),
+        "product": Step(
+            "report_product",
+            layout.REPORT_PRODUCT,
+            "a job's product quicklook",
+            "job",
+            _region_jobs,
+        ),
+        "viewer": Step("report_viewer", layout.VIEWER, "the region's offline viewer"),
+        "downscale-product": Step(
+            "report_product",
+            layout.REPORT_PRODUCT.replace("{job}", "downscale"),
+            "a downscaling region's product quicklook",
+            downscale=True,
+        ),
+        "downscale-viewer": Step(
+            "report_viewer", layout.VIEWER, "a downscaling region's viewer", downscale=True
+        ),
     },
 }
 # the command-line option that sets each wildcard
@@ -166,6 +209,7 @@ OPTIONS = {
     "method": "method",
     "variant": "variant",
     "split": "split",
+    "job": "of",  # --job would clash with the command's job
 }
 
 

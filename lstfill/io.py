@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import rasterio.shutil
 import xarray as xr
 from affine import Affine
 from pyproj import CRS
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 
 from lstfill.errors import InputError, OutputError
@@ -62,6 +63,15 @@ def _free_bytes(folder: Path) -> str:
     return f"{free / 2**20:.0f} MiB"
 
 
+def _umask_mode(base: int) -> int:
+    """`base` (0o666 for files, 0o777 for folders) less the process umask: the mode a plain
+    open() or mkdir() would give, where mkstemp/mkdtemp give 0600/0700 (outputs must stay
+    readable by the group and by a web server, as any other file the user writes)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
@@ -80,6 +90,8 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         os.close(fd)
         tmp_path = Path(tmp)
         yield tmp_path
+        if tmp_path.exists():
+            tmp_path.chmod(_umask_mode(0o666))
         os.replace(tmp_path, path)
     except Exception as exc:
         fault = write_fault(exc, path)
@@ -102,6 +114,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         yield staging
+        staging.chmod(_umask_mode(0o777))
         if path.exists():
             shutil.rmtree(path)
         os.replace(staging, path)
@@ -152,6 +165,22 @@ def read_raster(
         raise InputError(path, f"cannot read raster (corrupt or truncated?): {exc}") from exc
 
 
+SMOOTH_OVERVIEWS = "average"
+"""Overview resampling of continuous bands (LST, uncertainty, NDVI, reflectance) in lstfill's
+products. An overview pixel is the mean of the valid (non-nodata) pixels it covers: what a
+coarser sensor would see over its footprint, exactly the 2x2 block mean at the first level. Unlike
+GDAL's COG default (cubic) it never leaves the range of its inputs: cubic overshoots at sharp
+edges (coasts, cloud-gap borders, filled patches), which would show negative uncertainties,
+NDVI beyond [-1, 1] or negative reflectances in a viewer; the price is a little more aliasing."""
+
+FLAG_OVERVIEWS = "nearest"
+"""Overview resampling of flag and count bands (0/1 `filled`, bit `flag`, `weight`,
+`days_to_fine`): every overview value is one of the band's own values, never a mean (0.37
+filled, a mixture of bits, a fractional day count)."""
+
+_COG_DEFAULT_RESAMPLING = "cubic"  # GDAL's COG driver for data without a colour table
+
+
 def write_cog(
     path: str | Path,
     data: np.ndarray,
@@ -163,6 +192,7 @@ def write_cog(
     band_tags: list[dict[str, Any]] | None = None,
     *,
     overview_resampling: str | None = None,
+    band_resampling: Sequence[str | None] | None = None,
     threads: int = 1,
 ) -> Path:
     """Write a 2-D or (band, y, x) array as a Cloud-Optimised GeoTIFF, atomically.
@@ -171,6 +201,17 @@ def write_cog(
     overviews, via GDAL's COG driver. `overview_resampling` is the COG driver's
     OVERVIEW_RESAMPLING (GDAL's default when None: cubic for continuous data); `threads` the
     driver's compression and overview threads.
+
+    `band_resampling` gives each band its own overview resampling (one rasterio/GDAL name a
+    band, such as :data:`SMOOTH_OVERVIEWS` or :data:`FLAG_OVERVIEWS`; None: `overview_resampling`,
+    else GDAL's cubic), for products that mix continuous bands with flag bands. The COG driver
+    has one resampling for all bands, so when the bands differ the overviews are built here,
+    at the factors the COG driver would choose (halved until the image fits one block): GDAL
+    builds them for the staging file with the resampling of most bands, and for a staging file
+    of each other group of bands with theirs, whose overview pixels then replace those of their
+    bands in the staging file (rasterio writes an overview level opened in update mode); the
+    COG driver copies these overviews (OVERVIEWS=FORCE_USE_EXISTING) instead of computing them.
+    Staging files live in a hidden folder beside `path`, removed in every case.
     """
     arr = np.asarray(data)
     if arr.ndim == 2:
@@ -181,31 +222,33 @@ def write_cog(
         "driver": "GTiff",
         "height": height,
         "width": width,
-        "count": count,
         "dtype": arr.dtype,
         "crs": crs_obj.to_wkt(),
         "transform": transform,
         "nodata": nodata,
     }
+    options = cog_options(arr.dtype, (height, width), overview_resampling, threads)
+    groups = _resampling_groups(count, overview_resampling, band_resampling)
+    factors = _cog_overview_factors((height, width), options["BLOCKSIZE"])
+    per_band = len(groups) > 1 and bool(factors)
+    if len(groups) == 1 and groups[0][0] is not None:
+        options["OVERVIEW_RESAMPLING"] = groups[0][0].upper()
     path = Path(path)
     with atomic_output(path) as tmp:
-        mem_path = tmp.with_suffix(".staging.tif")
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".staging", dir=tmp.parent))
         try:
-            with rasterio.open(mem_path, "w", **profile) as dst:
+            source = staging / "bands.tif"
+            with rasterio.open(source, "w", count=count, **profile) as dst:
                 dst.write(arr)
-                if tags:
-                    dst.update_tags(**{k: str(v) for k, v in tags.items()})
-                for i in range(count):
-                    if band_names:
-                        dst.set_band_description(i + 1, band_names[i])
-                    if band_tags and band_tags[i]:
-                        dst.update_tags(i + 1, **{k: str(v) for k, v in band_tags[i].items()})
-            with rasterio.open(mem_path) as src:
-                options = cog_options(arr.dtype, (height, width), overview_resampling, threads)
+                _describe(dst, count, tags, band_names, band_tags)
+            if per_band:
+                with rasterio.Env(GDAL_NUM_THREADS=str(max(1, int(threads)))):
+                    _build_band_overviews(source, arr, profile, groups, factors)
+                options["OVERVIEWS"] = "FORCE_USE_EXISTING"
+            with rasterio.open(source) as src:
                 rasterio.shutil.copy(src, tmp, driver="COG", **options)
         finally:
-            if mem_path.exists():
-                mem_path.unlink()
+            shutil.rmtree(staging, ignore_errors=True)
     return path
 
 
@@ -227,6 +270,90 @@ def cog_options(
     if overview_resampling:
         options["OVERVIEW_RESAMPLING"] = overview_resampling.upper()
     return options
+
+
+def _resampling_groups(
+    count: int, overview_resampling: str | None, band_resampling: Sequence[str | None] | None
+) -> list[tuple[str | None, list[int]]]:
+    """[(resampling, 0-based bands)], in band order of first use; one group (resampling None:
+    the COG driver's default) when every band has the same."""
+    if band_resampling is None:
+        return [(overview_resampling, list(range(count)))]
+    if len(band_resampling) != count:
+        raise ValueError(f"band_resampling has {len(band_resampling)} entries for {count} bands")
+    names = [name or overview_resampling for name in band_resampling]
+    if len(set(names)) == 1:
+        return [(names[0], list(range(count)))]
+    groups: dict[str, list[int]] = {}
+    for band, name in enumerate(names):
+        groups.setdefault(_resampling(name or _COG_DEFAULT_RESAMPLING).name, []).append(band)
+    return list(groups.items())
+
+
+def _resampling(name: str) -> Resampling:
+    key = name.strip().lower().replace("cubicspline", "cubic_spline")
+    try:
+        return Resampling[key]
+    except KeyError:
+        raise ValueError(f"unknown overview resampling {name!r}") from None
+
+
+def _cog_overview_factors(shape: tuple[int, int], blocksize: int) -> list[int]:
+    """The decimation factors of GDAL's COG driver (OVERVIEWS=AUTO): halve until the image fits
+    in one block."""
+    height, width = shape
+    factors: list[int] = []
+    while height > blocksize or width > blocksize:
+        height, width = height // 2, width // 2
+        factors.append(2 ** (len(factors) + 1))
+    return factors
+
+
+def _describe(
+    dst: Any,
+    count: int,
+    tags: dict[str, Any] | None,
+    band_names: list[str] | None,
+    band_tags: list[dict[str, Any]] | None,
+) -> None:
+    if tags:
+        dst.update_tags(**{k: str(v) for k, v in tags.items()})
+    for i in range(count):
+        if band_names:
+            dst.set_band_description(i + 1, band_names[i])
+        if band_tags and band_tags[i]:
+            dst.update_tags(i + 1, **{k: str(v) for k, v in band_tags[i].items()})
+
+
+def _build_band_overviews(
+    source: Path,
+    arr: np.ndarray,
+    profile: dict[str, Any],
+    groups: list[tuple[str | None, list[int]]],
+    factors: list[int],
+) -> None:
+    """Overviews of `source` (the staging GeoTIFF of `arr`) at `factors`, each band's with its
+    group's resampling: the largest group's built in place, every other group's built in a
+    staging file of its bands beside `source` and written over theirs, level by level."""
+    groups = sorted(groups, key=lambda group: -len(group[1]))  # stable: first-used on ties
+    with rasterio.open(source, "r+") as dst:
+        dst.build_overviews(factors, _resampling(groups[0][0] or _COG_DEFAULT_RESAMPLING))
+    for g, (name, bands) in enumerate(groups[1:]):
+        part = source.with_name(f"group{g + 1}.tif")
+        with rasterio.open(part, "w", count=len(bands), **profile) as dst:
+            for j, i in enumerate(bands):
+                dst.write(arr[i], j + 1)
+            dst.build_overviews(factors, _resampling(name or _COG_DEFAULT_RESAMPLING))
+        for level in range(len(factors)):
+            with (
+                rasterio.open(part, overview_level=level) as ovr,
+                rasterio.open(source, "r+", overview_level=level) as dst,
+            ):
+                if ovr.shape != dst.shape:  # both built by GDAL from one size: never expected
+                    raise RuntimeError(f"overview {level} of {part.name} is {ovr.shape}")
+                for j, i in enumerate(bands):
+                    dst.write(ovr.read(j + 1), i + 1)
+        part.unlink()
 
 
 def json_ready(obj: Any) -> Any:

@@ -20,6 +20,12 @@ from lstfill.layout import (
     QUICKLOOK,
     CUBE_TABLE,
     CUBE_FIGURE,
+    REPORT_METRICS,
+    REPORT_METRICS_CSV,
+    REPORT_RUNS,
+    REPORT_PRODUCT,
+    VIEWER,
+    VIEWER_DIR,
     GAPFILL_DATASET,
     GAPFILL_SPLIT,
     GAPFILL_MODEL,
@@ -60,6 +66,7 @@ from lstfill.layout import (
 )
 from lstfill.downscale import targets as downscale_targets
 from lstfill.fusion import targets as fusion_targets
+from lstfill.report_tables import evaluated_jobs, region_jobs as planned_jobs
 from lstfill.download import targets as download_targets
 from lstfill.inventory import (
     acquisition_entry,
@@ -80,6 +87,7 @@ wildcard_constraints:
     variant=r"sifnn[12]",
     method=r"patch_cnn|context",
     split=r"space|day",
+    job=r"gapfill|superres|fusion|downscale",
     key=r"[0-9a-f]{12}",
     scene=r"S2[ABCD]_MSIL2A_[0-9T]+_N[0-9]{4}_R[0-9]{3}_T[0-9A-Z]{5}_[0-9T]+",
 
@@ -309,6 +317,56 @@ def downscale_models(wildcards):
     return {kind: DS_MODEL.format(region=wildcards.region, split=kind) for kind in kinds}
 
 
+def metric_jobs(region):
+    """The jobs with metrics in a region of `regions` (as all_targets plans them)."""
+    inv = read_inventory(inventory_of(region))
+    return evaluated_jobs(config["regions"][region], inv, config["fusion"]["coarse"])
+
+
+METRICS_BY_JOB = {
+    "gapfill": GAPFILL_METRICS,
+    "superres": SR_METRICS,
+    "fusion": FUSION_METRICS,
+    "downscale": DS_METRICS,
+}
+
+
+def report_metrics_input(wildcards):
+    """The metrics.json of the {job} wildcard in the {region} wildcard (a downscaling region's
+    for job downscale; one clear error line for a region or job the plan lacks)."""
+    if wildcards.job == "downscale":
+        downscale_block(wildcards.region)
+    else:
+        region_block(wildcards.region)
+        pick("job", wildcards.job, metric_jobs(wildcards.region), "the region's evaluated jobs")
+    return METRICS_BY_JOB[wildcards.job].format(region=wildcards.region)
+
+
+def report_runs_inputs(wildcards):
+    """What the runs table of the {region} wildcard reads, where the plan makes it: gap-fill
+    checkpoints, selection and metrics; super-resolution checkpoints (where MODIS days exist) and
+    metrics (where a fine truth does); a downscaling region's checkpoints and metrics."""
+    region = wildcards.region
+    if region not in config["regions"]:
+        downscale_block(region)
+    inputs = {}
+    if region in config["regions"]:
+        methods = config["gapfill"]["methods"]
+        inputs["gapfill_models"] = expand(GAPFILL_MODEL, region=region, method=methods)
+        inputs["gapfill_selection"] = GAPFILL_SELECTION.format(region=region)
+        inputs["gapfill_metrics"] = GAPFILL_METRICS.format(region=region)
+        if region_modis_days(region):
+            variants = list(config["superres"]["variants"])
+            inputs["superres_models"] = expand(SR_MODEL, region=region, variant=variants)
+            if "superres" in metric_jobs(region):
+                inputs["superres_metrics"] = SR_METRICS.format(region=region)
+    if region in config["downscale"]["regions"]:
+        kinds = config["downscale"]["split"]["kinds"]
+        inputs["downscale_models"] = expand(DS_MODEL, region=region, split=kinds)
+        inputs["downscale_metrics"] = DS_METRICS.format(region=region)
+    return inputs
+
+
 def all_targets(wildcards):
     """Every region's cube table and figure, one quicklook and one gap-filled product per
     acquisition, the gap-fill evaluation, and, where MODIS is available, one sharpened product
@@ -323,6 +381,8 @@ def all_targets(wildcards):
         targets += expand([GAPFILL_METRICS, GAPFILL_FIGURE], region=region)
         targets += expand(GAPFILL_CURVE, region=region, method=config["gapfill"]["methods"])
         targets += expand(GAPFILL_PRODUCT, region=region, acquisition=dates)
+        targets += expand(REPORT_METRICS, region=region, job=metric_jobs(region))
+        targets += expand(REPORT_RUNS, region=region)
         days = region_modis_days(region)
         if days:
             variants = list(config["superres"]["variants"])
@@ -338,8 +398,12 @@ def all_targets(wildcards):
     for region in config["downscale"]["regions"]:
         kinds = config["downscale"]["split"]["kinds"]
         targets += expand([DS_METRICS, DS_FIGURE, DS_RUNS], region=region)
+        targets += expand([REPORT_METRICS, REPORT_RUNS], region=region, job="downscale")
         targets += expand(DS_CURVE, region=region, split=kinds)
         targets += expand(DS_PRODUCT, region=region, day=downscale_days(region))
+    for region in dict.fromkeys([*config["regions"], *config["downscale"]["regions"]]):
+        targets += expand(REPORT_PRODUCT, region=region, job=region_jobs(region))
+        targets += expand(VIEWER, region=region)
     return targets
 
 
@@ -418,3 +482,83 @@ def download_manifests(wildcards):
             day=[d.strftime("%Y%m%d") for d in days],
         )
     return manifests
+
+
+def region_jobs(region):
+    """The jobs that run for `region`: those of a region of `regions` (gap-fill,
+    super-resolution where it has MODIS days, fusion where it has S2 scenes and a coarse
+    series), downscaling for a region of `downscale.regions`."""
+    jobs = []
+    if region in config["regions"]:
+        inv = read_inventory(inventory_of(region))
+        jobs += planned_jobs(inv, config["fusion"]["coarse"])
+    if region in config["downscale"]["regions"]:
+        jobs.append("downscale")
+    if not jobs:
+        where = "the config's regions or downscale.regions"
+        pick("region", region, [*config["regions"], *config["downscale"]["regions"]], where)
+    return jobs
+
+
+def job_files(wildcards, job):
+    """The files the viewer and the product quicklook read of `job` in the {region} wildcard:
+    its inputs and products."""
+    region = wildcards.region
+    if job == "gapfill":
+        return {
+            "cubes": region_cubes(wildcards),
+            "gapfill": expand(GAPFILL_PRODUCT, region=region, acquisition=acquisitions(region)),
+        }
+    if job == "superres":
+        variants = list(config["superres"]["variants"])
+        days = region_modis_days(region)
+        return {
+            "sr_scenes": region_sr_scenes(wildcards),
+            "superres": expand(SR_PRODUCT, region=region, variant=variants, day=days),
+        }
+    if job == "fusion":
+        days = fusion_targets.fusion_days(config["regions"][region])
+        return {
+            "coarse": FUSION_COARSE.format(region=region),
+            "s2": region_s2_grids(wildcards),
+            "fusion": expand(FUSION_PRODUCT, region=region, day=days),
+        }
+    return {
+        "lst": downscale_files(region)["lst"],
+        "downscale": expand(DS_PRODUCT, region=region, day=downscale_days(region)),
+    }
+
+
+def viewer_inputs(wildcards):
+    """Every file the region's viewer shows: each job's inputs and products, its metrics, and
+    the region's runs table."""
+    region = wildcards.region
+    jobs = region_jobs(region)
+    evaluated = metric_jobs(region) if region in config["regions"] else []
+    evaluated += ["downscale"] if "downscale" in jobs else []
+    files = {
+        "runs": REPORT_RUNS.format(region=region),
+        "metrics": [METRICS_BY_JOB[j].format(region=region) for j in evaluated],
+    }
+    for job in jobs:
+        files.update(job_files(wildcards, job))
+    return files
+
+
+def product_inputs(wildcards):
+    """The inputs and products of the {job} wildcard in the {region} wildcard."""
+    jobs = region_jobs(wildcards.region)
+    pick("job", wildcards.job, jobs, f"the jobs of region {wildcards.region}")
+    return job_files(wildcards, wildcards.job)
+
+
+def viewer_settings(wildcards):
+    """What the viewer's readers need of the config: the jobs (all of the region's, or the
+    {job} wildcard), the S2 clear-share threshold (prepare.sentinel2.min_clear_subpixels) and
+    the downscaling QA choice."""
+    job = getattr(wildcards, "job", None)
+    return {
+        "jobs": [job] if job else region_jobs(wildcards.region),
+        "fusion_min_clear": config["prepare"]["sentinel2"]["min_clear_subpixels"],
+        "downscale_qa_strict": config["downscale"]["qa_strict"],
+    }

@@ -28,7 +28,7 @@ from lstfill.fusion.inputs import (
 )
 from lstfill.fusion.method import FLAGS, METHODS, Efast, EfastSettings, FusionResult
 from lstfill.grid import Grid
-from lstfill.io import write_cog, write_json, write_netcdf
+from lstfill.io import FLAG_OVERVIEWS, SMOOTH_OVERVIEWS, write_cog, write_json, write_netcdf
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,9 @@ def predict(
         nodata=float("nan"),
         tags=product_tags(result, inp.lacking, inp.source),
         band_names=[*inp.names, *PRODUCT_EXTRA],
-        overview_resampling="nearest",  # one resampling for all bands: the flag band's
+        # overviews: block means of NDVI and the reflectances; weight, days_to_fine and the bit
+        # flags keep values of their own (nearest), never a mean or a mixture of bits
+        band_resampling=[SMOOTH_OVERVIEWS] * len(inp.names) + [FLAG_OVERVIEWS] * len(PRODUCT_EXTRA),
     )
 
 

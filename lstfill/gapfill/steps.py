@@ -32,7 +32,7 @@ from lstfill.gapfill.inputs import FillResult, LstSeries, load_cubes, load_serie
 from lstfill.gapfill.method import METHODS, method_key
 from lstfill.gapfill.method.cnn import CnnFiller
 from lstfill.gapfill.method.context import ContextFiller
-from lstfill.io import atomic_output, write_cog, write_json
+from lstfill.io import FLAG_OVERVIEWS, SMOOTH_OVERVIEWS, atomic_output, write_cog, write_json
 from lstfill.method import load_method, train_method
 from lstfill.splits import TEST, split_blocks, split_dates
 
@@ -455,6 +455,7 @@ def predict(
             **clear,
         },
         band_names=["lst", "filled", "uncertainty_90"],
+        band_resampling=[SMOOTH_OVERVIEWS, FLAG_OVERVIEWS, SMOOTH_OVERVIEWS],  # 0/1 stays 0/1
         band_tags=[
             {"units": "K", "long_name": "gap-filled land surface temperature"},
             {"units": "1", "long_name": "1 where the model filled the pixel, 0 where observed"},

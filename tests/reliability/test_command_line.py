@@ -26,7 +26,7 @@ def test_every_rule_is_a_step_of_the_command_line():
     """download_* are driven by `lstfill download` (a date range of several sources at once)."""
     steps = {spec.rule for steps in STEPS.values() for spec in steps.values()}
     assert steps == {r for r in _rules() if not r.startswith("download_")}
-    assert len(steps) == 27
+    assert len(steps) == 31
 
 
 def test_every_step_takes_the_same_flags():

@@ -1,0 +1,1 @@
+"""The offline HTML viewer of the workflow's products."""
