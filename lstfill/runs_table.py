@@ -4,14 +4,12 @@ creation time, key training settings and training history, its validation score 
 selects on one, and its test score from the job's metrics.json.
 
 Checkpoints are read with `load_checkpoint` (torch's restricted unpickler, no code runs). Their
-extras are plain values (`lstfill.training.storage.plain`): the history is a list of
-{"epoch", "train_loss", "val_loss", "lr", "seconds"} dicts; a history stored as its text (repr)
-is read back with `literal` (no code runs there either).
+extras are plain values (`lstfill.training.storage`): the history is a list of
+{"epoch", "train_loss", "val_loss", "lr", "seconds"} dicts.
 """
 
 from __future__ import annotations
 
-import ast
 import csv
 import json
 import math
@@ -45,27 +43,6 @@ COLUMNS = (
 SETTINGS = ("epochs", "learning_rate", "batch_size", "seed")
 
 
-class _Numbers(ast.NodeTransformer):
-    """`inf` and `nan` (as repr writes floats) as numbers, so `ast.literal_eval` takes them."""
-
-    def visit_Name(self, node: ast.Name) -> ast.AST:
-        if node.id in ("inf", "nan"):
-            return ast.copy_location(ast.Constant(float(node.id)), node)
-        return node
-
-
-def literal(value: Any) -> Any:
-    """`value`, or the Python literal a string holds (repr of numbers, lists, dicts; `inf` and
-    `nan` allowed); a string that is no literal comes back unchanged."""
-    if not isinstance(value, str):
-        return value
-    try:
-        tree = _Numbers().visit(ast.parse(value.strip(), mode="eval"))
-        return ast.literal_eval(tree)
-    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
-        return value
-
-
 def training_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """epochs, learning rate, batch size and seed of the training block nearest the top of a
     checkpoint's config (each job nests it differently: `train`, `training`,
@@ -82,7 +59,7 @@ def training_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 def history_summary(extra: Mapping[str, Any]) -> dict[str, Any]:
     """epochs_run, best_epoch, best_val_loss and seconds_per_epoch of a checkpoint's history
     (the best epoch is the one stored beside it, else the lowest finite validation loss)."""
-    history = literal(extra.get("history")) or []
+    history = extra.get("history") or []
     if not isinstance(history, list):
         history = []
     losses = {
@@ -91,7 +68,7 @@ def history_summary(extra: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(h, Mapping) and "epoch" in h and "val_loss" in h
     }
     finite = {e: v for e, v in losses.items() if math.isfinite(v)}
-    best = literal(extra.get("best_epoch"))
+    best = extra.get("best_epoch")
     if not isinstance(best, int) or best not in losses:
         best = min(finite, key=finite.__getitem__) if finite else None
     seconds = [float(h["seconds"]) for h in history if isinstance(h, Mapping) and "seconds" in h]

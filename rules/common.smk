@@ -554,11 +554,12 @@ def product_inputs(wildcards):
 
 def viewer_settings(wildcards):
     """What the viewer's readers need of the config: the jobs (all of the region's, or the
-    {job} wildcard), the S2 clear-share threshold (prepare.sentinel2.min_clear_subpixels) and
+    {job} wildcard), every region (the viewer links to their viewers), the S2 clear-share threshold (prepare.sentinel2.min_clear_subpixels) and
     the downscaling QA choice."""
     job = getattr(wildcards, "job", None)
     return {
         "jobs": [job] if job else region_jobs(wildcards.region),
+        "regions": list(dict.fromkeys([*config["regions"], *config["downscale"]["regions"]])),
         "fusion_min_clear": config["prepare"]["sentinel2"]["min_clear_subpixels"],
         "downscale_qa_strict": config["downscale"]["qa_strict"],
     }

@@ -2,6 +2,7 @@
 and the tiny demo region run once per session for the workflow tests."""
 
 import importlib.util
+import logging
 import re
 import shutil
 import signal
@@ -28,14 +29,23 @@ CREDENTIAL_VARS = (
 
 @pytest.fixture(autouse=True)
 def _keep_signal_handlers():
-    """Tests that call `lstfill.cli.main` or `setup_logging` install lstfill's stop handlers and
-    excepthook; pytest's own (Ctrl-C ends the session cleanly) come back after each test."""
+    """Tests that call `lstfill.cli.main` or `setup_logging` install lstfill's stop handlers,
+    excepthook and log handlers; pytest's own (Ctrl-C ends the session cleanly) come back after
+    each test, and a log handler a test added is closed (a later test would otherwise log into
+    its closed file, and Python print "--- Logging error ---" to stderr)."""
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     hook = sys.excepthook
+    root = logging.getLogger()
+    log_handlers, log_level = list(root.handlers), root.level
     yield
     for sig, handler in handlers.items():
         signal.signal(sig, handler)
     sys.excepthook = hook
+    for handler in root.handlers:
+        if handler not in log_handlers:
+            handler.close()
+    root.handlers[:] = log_handlers
+    root.setLevel(log_level)
 
 
 @pytest.fixture

@@ -121,15 +121,18 @@ def build_viewer(
     metrics: Mapping[str, Mapping[str, Any]],
     runs: str | Path | None = None,
     *,
+    regions: Sequence[str] = (),
     npm_cache: str | Path | None = None,
     registry: str = vendor.DEFAULT_REGISTRY,
 ) -> dict[str, int]:
     """Write the viewer folder `out` (its index.html, page files, vendor/ and data/), each part
-    atomically; returns the bytes written per part."""
+    atomically; returns the bytes written per part. `regions` are the workflow's regions, whose
+    viewers (beside this one under results/) the page links to."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     index = {
         "region": region,
+        "regions": list(regions) or [region],
         "built": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "jobs": [{"job": v.job, "title": v.title} for v in views],
         "colours": {kind: colour_lut(name) for kind, name in COLOUR_MAPS.items()},

@@ -63,6 +63,9 @@ def viewer(
     metrics = {}
     for path in _as_list(files.get("metrics")):
         metrics[job_of_metrics(path)] = json.loads(Path(path).read_text())
-    sizes = build_viewer(Path(index_html).parent, region, views, metrics, files.get("runs"))
+    sizes = build_viewer(
+        Path(index_html).parent, region, views, metrics, files.get("runs"),
+        regions=settings.get("regions", [region]),
+    )  # fmt: skip
     log.info("viewer written: %s", ", ".join(f"{k} {v / 1e6:.2f} MB" for k, v in sizes.items()))
     return sizes

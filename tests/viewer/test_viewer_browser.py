@@ -196,5 +196,9 @@ def test_downscaling_viewer_opens_from_disk(browser, tiny_run: Path, tmp_path) -
     }  # fmt: skip
     check_tables(visit, {"downscale": results / "downscale" / "metrics.json"})
     visit.page.screenshot(path=str(tmp_path / "viewer_tiny_il.png"), full_page=True)
+    # the link to the other region's viewer leads to it
+    visit.page.locator("#regions a", has_text="tiny").click()
+    visit.wait_drawn("gapfill")
+    assert visit.page.evaluate("LSTFILL.index.region") == "tiny"
     assert visit.errors == []
     assert all(r.startswith("file://") or r.startswith("data:") for r in visit.requests)

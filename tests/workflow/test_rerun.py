@@ -68,12 +68,17 @@ def _downscale_days(run: Path) -> int:
     return len(json.loads(info.read_text())["days"])
 
 
+# What a new metrics.json reruns downstream: the job's metric tables, the runs table (which
+# holds test scores) and the viewer; new products also rerun the job's product quicklook.
+NEW_METRICS = {"report_metrics": 1, "report_runs": 1, "report_viewer": 1}
+NEW_PRODUCTS = {**NEW_METRICS, "report_product": 1}
+
 # (key, new value, expected jobs per rule: a function of the run)
 CASES = {
     "gapfill evaluation key: evaluation only": (
         "gapfill.evaluation.max_pairs",
         5,
-        lambda run: {"gapfill_evaluate": 1},
+        lambda run: {"gapfill_evaluate": 1, **NEW_METRICS},
     ),
     "gapfill training key: training, products, evaluation": (
         "gapfill.training.epochs",
@@ -83,6 +88,7 @@ CASES = {
             "gapfill_select": 1,
             "gapfill_predict": _acquisitions(run),
             "gapfill_evaluate": 1,
+            **NEW_PRODUCTS,
         },
     ),
     "gapfill context key: its training, selection, products, evaluation": (
@@ -93,6 +99,7 @@ CASES = {
             "gapfill_select": 1,
             "gapfill_predict": _acquisitions(run),
             "gapfill_evaluate": 1,
+            **NEW_PRODUCTS,
         },
     ),
     "gapfill product method: selection, products, evaluation": (
@@ -102,12 +109,13 @@ CASES = {
             "gapfill_select": 1,
             "gapfill_predict": _acquisitions(run),
             "gapfill_evaluate": 1,
+            **NEW_PRODUCTS,
         },
     ),
     "superres baseline key: evaluation only": (
         "superres.baselines.dms_estimators",
         3,
-        lambda run: {"superres_evaluate": 1},
+        lambda run: {"superres_evaluate": 1, **NEW_METRICS},
     ),
     "superres training key: training, products, evaluation": (
         "superres.training.epochs",
@@ -116,12 +124,13 @@ CASES = {
             "superres_train": 1,  # the tiny config's one variant
             "superres_predict": _modis_days(run),
             "superres_evaluate": 1,
+            **NEW_PRODUCTS,
         },
     ),
     "downscale importance key: evaluation only": (
         "downscale.importance.n_repeats",
         2,
-        lambda run: {"downscale_evaluate": 1},
+        lambda run: {"downscale_evaluate": 1, **NEW_METRICS},
     ),
     "downscale training key: training, maps, evaluation, runs table": (
         "downscale.training.epochs",
@@ -131,6 +140,7 @@ CASES = {
             "downscale_predict": _downscale_days(run),
             "downscale_evaluate": 1,
             "downscale_runs": 1,  # the run rows changed
+            **NEW_PRODUCTS,
         },
     ),
     "download settings of a demo region: nothing": (

@@ -387,6 +387,12 @@ function main() {
     b.onclick = () => select(tab);
     tabs.append(b);
   }
+  const others = DATA.index.regions.filter((r) => r !== DATA.index.region);
+  if (others.length) document.getElementById("regions").append("Other regions:");
+  for (const region of others) {
+    // every viewer sits at results/<region>/viewer/, so a sibling is two folders up
+    document.getElementById("regions").append(element("a", { href: `../../${region}/viewer/index.html` }, region));
+  }
   buildMetrics();
   buildRuns();
   const step = (d) => {
