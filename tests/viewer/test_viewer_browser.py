@@ -158,6 +158,7 @@ def test_viewer_of_a_region_served_locally(browser, server, tiny_run: Path, tmp_
         assert value == pytest.approx(expected, abs=0.026)  # 0.05 K codes
     assert int(visit.page.locator("#series").get_attribute("data-points")) > len(products)
     assert visit.page.locator("#series .uplot canvas").count() >= 1
+    visit.page.screenshot(path=str(tmp_path / "viewer_tiny_gapfill.png"), full_page=True)
 
     # The other jobs: maps and a series each; the slider moves the date.
     for job, panel in (("superres", "sifnn1"), ("fusion", "fused")):
@@ -178,8 +179,8 @@ def test_viewer_of_a_region_served_locally(browser, server, tiny_run: Path, tmp_
     runs = (results / "report" / "runs.csv").read_text().strip().splitlines()
     assert visit.page.locator("#runs-table tr").count() == len(runs)  # header + one per run
 
-    visit.page.screenshot(path=str(tmp_path / "viewer_tiny.png"), full_page=True)
-    print(f"screenshot: {tmp_path / 'viewer_tiny.png'}")
+    visit.page.screenshot(path=str(tmp_path / "viewer_tiny_runs.png"), full_page=True)
+    print(f"screenshots: {tmp_path}")
     assert visit.errors == []
     assert visit.requests and all(r.startswith(f"{server}/") for r in visit.requests)
 
