@@ -25,6 +25,7 @@ import numpy as np
 
 from lstfill.io import atomic_folder, atomic_output, json_ready
 from lstfill.metric_tables import job_tables, methods_of
+from lstfill.raster import block_mean
 from lstfill.viewer import vendor
 from lstfill.viewer.encode import STEPS, Quantiser, encode_codes
 from lstfill.viewer.layers import JobView
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 PAGE_FILES = ("viewer.js", "viewer.css", "index.html")  # the page last: present means complete
 COLOUR_MAPS = {"lst": "inferno", "uncertainty": "viridis", "ndvi": "YlGn"}
+# Largest side of a map in the viewer (pixels): twice the 300 px map box, room to zoom in once.
+MAX_SIDE = 600
 
 
 def colour_lut(name: str) -> str:
@@ -48,19 +51,35 @@ def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def job_payload(view: JobView) -> dict[str, Any]:
+def shrink(frame: np.ndarray, factor: int) -> np.ndarray:
+    """The mean of the valid pixels of every `factor` x `factor` block of `frame` (NaN where
+    none is valid), the frame padded with NaN to whole blocks."""
+    if factor == 1:
+        return frame
+    height, width = frame.shape
+    padded = np.full((-(-height // factor) * factor, -(-width // factor) * factor), np.nan)
+    padded[:height, :width] = frame
+    return block_mean(padded, factor, min_valid=1 / factor**2)
+
+
+def job_payload(view: JobView, max_side: int = MAX_SIDE) -> dict[str, Any]:
     """A job's maps and series as the page reads them: per panel its grid, quantiser, encoded
-    frames and, per slider position, the frame shown (-1: none that day)."""
+    frames and, per slider position, the frame shown (-1: none that day). A panel larger than
+    `max_side` pixels on a side is shown block-averaged (and says so in its title), so that a
+    large region's viewer stays a few MB a job."""
     times = view.times
     panels = []
     for panel in view.panels:
-        quantiser = Quantiser.for_frames(panel.frames, STEPS[panel.kind])
-        height, width = panel.frames[0].shape
+        factor = -(-max(panel.frames[0].shape) // max_side)
+        frames = [shrink(f, factor) for f in panel.frames]
+        title = panel.title + (f" ({factor}x{factor} block means)" if factor > 1 else "")
+        quantiser = Quantiser.for_frames(frames, STEPS[panel.kind])
+        height, width = frames[0].shape
         index = {t: i for i, t in enumerate(panel.times)}
         panels.append(
             {
                 "key": panel.key,
-                "title": panel.title,
+                "title": title,
                 "kind": panel.kind,
                 "units": panel.units,
                 "width": width,
@@ -69,7 +88,7 @@ def job_payload(view: JobView) -> dict[str, Any]:
                 "step": quantiser.step,
                 "times": [_iso(t) for t in panel.times],
                 "at": [index.get(t, -1) for t in times],
-                "frames": [encode_codes(quantiser.codes(f)) for f in panel.frames],
+                "frames": [encode_codes(quantiser.codes(f)) for f in frames],
             }
         )
     return {

@@ -85,6 +85,26 @@ def test_payload_maps_each_slider_position_to_a_frame():
     np.testing.assert_allclose(back, lst_field(5), atol=0.026)
 
 
+def test_large_maps_are_shown_as_block_means():
+    frame = np.arange(25 * 23, dtype=np.float32).reshape(25, 23) / 10 + 280
+    frame[:4, :4] = np.nan
+    view = JobView("superres", "t", [Panel("p", "250 m LST", "lst", "K", [day(1)], [frame])], [])
+    (panel,) = job_payload(view, max_side=10)["panels"]
+    assert (panel["height"], panel["width"], panel["title"]) == (
+        9,
+        8,
+        "250 m LST (3x3 block means)",
+    )
+    back = Quantiser(panel["offset"], panel["step"]).values(
+        decode_codes(panel["frames"][0], (9, 8))
+    )
+    assert np.isnan(back[0, 0])  # a block without a valid pixel
+    assert back[1, 1] == pytest.approx(np.nanmean(frame[3:6, 3:6]), abs=0.026)
+    assert back[8, 7] == pytest.approx(frame[24, 21:23].mean(), abs=0.026)  # the padded edge
+    (same,) = job_payload(view, max_side=25)["panels"]
+    assert (same["height"], same["width"], same["title"]) == (25, 23, "250 m LST")
+
+
 def test_script_is_strict_json_behind_an_assignment():
     text = _script("['x']", {"a": float("nan"), "b": [1.5]})
     body = re.fullmatch(
