@@ -371,27 +371,29 @@ def all_targets(wildcards):
     """Every region's cube table and figure, one quicklook and one gap-filled product per
     acquisition, the gap-fill evaluation, and, where MODIS is available, one sharpened product
     per variant and day (plus the super-resolution evaluation where a fine truth exists), one
-    fused product per day and the fusion evaluation where S2 scenes and a coarse series exist; every
-    downscaling region's evaluation, training curves and one map per sampled day."""
+    fused product per day and the fusion evaluation where S2 scenes and a coarse series exist (the
+    jobs of `region_jobs` and `metric_jobs`); every downscaling region's evaluation, training
+    curves and one map per sampled day; per region its metric and runs tables, product
+    quicklooks and viewer."""
     targets = []
     for region in config["regions"]:
         dates = acquisitions(region)
+        jobs, evaluated = region_jobs(region), metric_jobs(region)
         targets += expand([CUBE_TABLE, CUBE_FIGURE], region=region)
         targets += expand(QUICKLOOK, region=region, acquisition=dates)
         targets += expand([GAPFILL_METRICS, GAPFILL_FIGURE], region=region)
         targets += expand(GAPFILL_CURVE, region=region, method=config["gapfill"]["methods"])
         targets += expand(GAPFILL_PRODUCT, region=region, acquisition=dates)
-        targets += expand(REPORT_METRICS, region=region, job=metric_jobs(region))
+        targets += expand(REPORT_METRICS, region=region, job=evaluated)
         targets += expand(REPORT_RUNS, region=region)
-        days = region_modis_days(region)
-        if days:
+        if "superres" in jobs:
+            days = region_modis_days(region)
             variants = list(config["superres"]["variants"])
             targets += expand(SR_CURVE, region=region, variant=variants)
             targets += expand(SR_PRODUCT, region=region, variant=variants, day=days)
-            if config["regions"][region]["source"] == "demo":
+            if "superres" in evaluated:
                 targets += expand([SR_METRICS, SR_FIGURE], region=region)
-        inv = read_inventory(inventory_of(region))
-        if inv["sentinel2"] and fusion_targets.coarse_files(inv, config["fusion"]["coarse"]):
+        if "fusion" in jobs:
             fusion_days = fusion_targets.fusion_days(config["regions"][region])
             targets += expand([FUSION_METRICS, FUSION_FIGURE], region=region)
             targets += expand(FUSION_PRODUCT, region=region, day=fusion_days)

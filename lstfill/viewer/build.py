@@ -12,7 +12,6 @@ scripts but not fetch files; a job's maps load only when its tab is opened.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import logging
@@ -26,6 +25,7 @@ import numpy as np
 from lstfill.io import atomic_folder, atomic_output, json_ready
 from lstfill.metric_tables import job_tables, methods_of
 from lstfill.raster import block_mean
+from lstfill.runs import read_runs
 from lstfill.viewer import vendor
 from lstfill.viewer.encode import STEPS, Quantiser, encode_codes
 from lstfill.viewer.layers import JobView
@@ -101,13 +101,10 @@ def job_payload(view: JobView, max_side: int = MAX_SIDE) -> dict[str, Any]:
     }
 
 
-def read_runs(path: str | Path | None) -> dict[str, list]:
-    """The runs table as {"columns": [...], "rows": [[...]]} (empty without a file)."""
-    if not path or not Path(path).exists():
-        return {"columns": [], "rows": []}
-    with Path(path).open(newline="") as f:
-        rows = list(csv.reader(f))
-    return {"columns": rows[0] if rows else [], "rows": rows[1:]}
+def runs_payload(path: str | Path | None) -> dict[str, list]:
+    """The runs table as {"columns": [...], "rows": [[...]]} (empty without a file or a run)."""
+    rows = read_runs(path) if path and Path(path).exists() else []
+    return {"columns": list(rows[0]) if rows else [], "rows": [list(r.values()) for r in rows]}
 
 
 def tables_payload(metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -156,7 +153,7 @@ def build_viewer(
         "jobs": [{"job": v.job, "title": v.title} for v in views],
         "colours": {kind: colour_lut(name) for kind, name in COLOUR_MAPS.items()},
         "metrics": tables_payload(metrics),
-        "runs": read_runs(runs),
+        "runs": runs_payload(runs),
     }
     sizes: dict[str, int] = {}
     with atomic_folder(out / "data") as tmp:

@@ -45,7 +45,6 @@ POLICY = FetchPolicy(retries=3, backoff_s=1.0, max_backoff_s=30.0, timeout_s=60.
 """Few, short retries: an offline machine should fail within seconds, not minutes."""
 
 _SRI_ALGORITHMS = ("sha512", "sha384", "sha256")
-_HASH_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -114,11 +113,9 @@ def _sri_algorithm(integrity: str) -> str:
 
 def sri_of(path: Path, algorithm: str = "sha512") -> str:
     """The SRI integrity string (``<algorithm>-<base64 digest>``) of a file's bytes."""
-    hasher = hashlib.new(algorithm)
     with Path(path).open("rb") as fh:
-        while block := fh.read(_HASH_BLOCK):
-            hasher.update(block)
-    return f"{algorithm}-{base64.b64encode(hasher.digest()).decode('ascii')}"
+        digest = hashlib.file_digest(fh, algorithm).digest()
+    return f"{algorithm}-{base64.b64encode(digest).decode('ascii')}"
 
 
 # --- fetching ------------------------------------------------------------------------------------
@@ -242,7 +239,6 @@ def vendor_assets(
     with contextlib.ExitStack() as stack:
         for pkg, tarball in zip(packages, tarballs, strict=True):
             staging = stack.enter_context(atomic_folder(dest / pkg.name))
-            staging.chmod(dest.stat().st_mode & 0o777)  # mkdtemp's 0700 would hide it from others
             outs = _extract(pkg, tarball, staging)
             written[pkg.name] = [dest / pkg.name / out for out in outs]
     return written
